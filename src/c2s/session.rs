@@ -1,0 +1,428 @@
+//! One client connection from TCP accept to close: STARTTLS or direct TLS,
+//! SASL, resource binding, then the stanza loop (RFC 6120 §§4-7).
+
+use super::{bind, sasl};
+use crate::config::Config;
+use crate::router::{self, sessions::Packet};
+use crate::sasl::scram::ChannelBinding;
+use crate::state::{ConnectionSlot, ServerState};
+use crate::stream::connection::{Incoming, ReadError, StreamLimits, XmlStream};
+use crate::stream::error::{StreamCondition, StreamError};
+use crate::stream::framer::Limits;
+use crate::stream::header::{self, StreamHeader};
+use crate::stream::tls;
+use crate::xmpp::ns;
+use crate::xmpp::stanza::{self, Kind};
+use jid::{FullJid, Jid};
+use minidom::Element;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// The TLS transport of an authenticated stream.
+pub type Tls = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// Stanzas written in one batch when several are queued.
+const WRITE_BATCH: usize = 32;
+/// How long a closing peer gets to read our last words.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a stream ended.
+#[derive(Debug)]
+pub enum End {
+    /// The peer sent `</stream:stream>`.
+    PeerClosed,
+    /// The TCP connection closed or broke.
+    Closed,
+    Io(std::io::Error),
+    /// We end the stream with this error.
+    Error(StreamError),
+}
+
+impl From<ReadError> for End {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Closed => End::Closed,
+            ReadError::Io(e) => End::Io(e),
+            ReadError::Stream(e) => End::Error(e),
+        }
+    }
+}
+
+/// Read one element, mapping failures to how the stream ends.
+pub async fn read<S>(stream: &mut XmlStream<S>) -> Result<Incoming, End>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    Ok(stream.read_element().await?)
+}
+
+/// Parsing limits from the configuration.
+pub fn limits(config: &Config) -> StreamLimits {
+    StreamLimits {
+        framing: Limits {
+            max_stanza_size: config.c2s.max_stanza_size,
+            max_depth: config.c2s.max_depth,
+        },
+        max_attributes: config.c2s.max_attributes,
+    }
+}
+
+/// Serve one accepted connection until it closes.
+pub async fn run(slot: ConnectionSlot, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) {
+    let span = tracing::info_span!("c2s", %peer, jid = tracing::field::Empty);
+    async move {
+        let _ = tcp.set_nodelay(true);
+        let state = slot.state().clone();
+        let deadline = Duration::from_secs(state.config.c2s.handshake_timeout);
+        let negotiation = negotiate(&state, tcp, peer, direct_tls);
+        let established = match tokio::time::timeout(deadline, negotiation).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(_) => {
+                tracing::debug!("negotiation timed out");
+                return;
+            }
+        };
+        tracing::Span::current().record("jid", tracing::field::display(&established.jid));
+        tracing::info!("session bound");
+        established.run(&state).await;
+        drop(slot);
+    }
+    .instrument(span)
+    .await
+}
+
+/// A stream that is negotiating: knows whether our header went out.
+struct Negotiating<S> {
+    stream: XmlStream<S>,
+    header_sent: bool,
+    domain: String,
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Negotiating<S> {
+    /// Read the peer's header, answer with ours and the given features.
+    async fn open(
+        &mut self,
+        state: &ServerState,
+        features: impl FnOnce(&str) -> String,
+    ) -> Result<StreamHeader, End> {
+        let h = self.stream.read_header().await?;
+        let domain =
+            h.to.clone()
+                .unwrap_or_else(|| state.config.server.domains[0].clone());
+        // A restart must stay on the domain the stream started with.
+        let known =
+            state.config.serves(&domain) && (self.domain.is_empty() || self.domain == domain);
+        if !self.domain.is_empty() && self.domain != domain {
+            return Err(End::Error(StreamError::new(
+                StreamCondition::HostUnknown,
+                "the domain changed on restart",
+            )));
+        }
+        self.domain = if known {
+            domain
+        } else {
+            state.config.server.domains[0].clone()
+        };
+        let id = stream_id();
+        let response = header::client_response(&self.domain, h.from.as_deref(), &id);
+        self.stream.write_str(&response).await.map_err(End::Io)?;
+        self.header_sent = true;
+        if !known {
+            return Err(End::Error(StreamError::new(
+                StreamCondition::HostUnknown,
+                "this server does not serve that domain",
+            )));
+        }
+        if h.default_ns.as_deref() != Some(ns::CLIENT) {
+            return Err(End::Error(StreamError::new(
+                StreamCondition::InvalidNamespace,
+                "expected jabber:client",
+            )));
+        }
+        if h.version
+            .as_deref()
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse::<u32>().ok())
+            .unwrap_or(0)
+            < 1
+        {
+            return Err(End::Error(StreamError::new(
+                StreamCondition::UnsupportedVersion,
+                "version 1.0 is required",
+            )));
+        }
+        let body = features(&self.domain);
+        self.stream
+            .write_str(&format!("<stream:features>{body}</stream:features>"))
+            .await
+            .map_err(End::Io)?;
+        Ok(h)
+    }
+
+    /// End the stream after a failure, saying why when that helps the peer.
+    async fn fail(&mut self, end: End, state: &ServerState) {
+        let error = match end {
+            End::Error(e) => e,
+            End::PeerClosed => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.close()).await;
+                return;
+            }
+            End::Closed | End::Io(_) => return,
+        };
+        tracing::info!(error = %error, "closing stream");
+        if !self.header_sent {
+            let domain = if self.domain.is_empty() {
+                &state.config.server.domains[0]
+            } else {
+                &self.domain
+            };
+            let _ = self
+                .stream
+                .write_str(&header::client_response(domain, None, &stream_id()))
+                .await;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.send_error(&error)).await;
+    }
+}
+
+fn stream_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// TLS, SASL and bind; None when the connection ended during negotiation.
+async fn negotiate(
+    state: &Arc<ServerState>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    direct_tls: bool,
+) -> Option<Established> {
+    let limits = limits(&state.config);
+    let mut domain = String::new();
+    let tls_stream = if direct_tls {
+        state
+            .tls
+            .acceptor()
+            .accept(tcp)
+            .await
+            .map_err(|e| tracing::debug!(error = %e, "TLS handshake failed"))
+            .ok()?
+    } else {
+        let mut plain = Negotiating {
+            stream: XmlStream::new(tcp, limits),
+            header_sent: false,
+            domain: String::new(),
+        };
+        let starttls = format!("<starttls xmlns='{}'><required/></starttls>", ns::TLS);
+        let result = async {
+            plain.open(state, |_| starttls).await?;
+            match read(&mut plain.stream).await? {
+                Incoming::Element(el) if el.is("starttls", ns::TLS) => Ok(()),
+                Incoming::Element(_) => Err(End::Error(StreamError::new(
+                    StreamCondition::PolicyViolation,
+                    "STARTTLS is required",
+                ))),
+                Incoming::End => Err(End::PeerClosed),
+            }
+        }
+        .await;
+        if let Err(end) = result {
+            plain.fail(end, state).await;
+            return None;
+        }
+        plain
+            .stream
+            .write_str(&format!("<proceed xmlns='{}'/>", ns::TLS))
+            .await
+            .ok()?;
+        domain = plain.domain.clone();
+        let tcp = match plain.stream.into_inner() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::info!(error = %e, "data sent after starttls: closing");
+                return None;
+            }
+        };
+        state
+            .tls
+            .acceptor()
+            .accept(tcp)
+            .await
+            .map_err(|e| tracing::debug!(error = %e, "TLS handshake failed"))
+            .ok()?
+    };
+    let conn = tls_stream.get_ref().1;
+    let cb = ChannelBinding {
+        tls_exporter: tls::exporter(conn),
+        tls_server_end_point: state.tls.end_point_binding(conn.server_name()),
+        plus_advertised: false,
+    };
+    let mut s = Negotiating {
+        stream: XmlStream::new(tls_stream, limits),
+        header_sent: false,
+        domain,
+    };
+    let result = async {
+        let mechs = sasl::offered(state, &cb);
+        let cb = ChannelBinding {
+            plus_advertised: mechs.iter().any(|m| m.is_plus()),
+            ..cb
+        };
+        s.open(state, |_| sasl::features(&mechs, &cb)).await?;
+        let user = sasl::negotiate(state, &mut s.stream, &s.domain, peer.ip(), cb, &mechs).await?;
+        s.stream.restart();
+        s.open(state, |_| bind::features()).await?;
+        bind::bind(state, &mut s.stream, user).await
+    }
+    .await;
+    match result {
+        Ok(parts) => Some(Established {
+            stream: s.stream,
+            jid: parts.jid,
+            handle: parts.handle,
+            queue: parts.queue,
+        }),
+        Err(end) => {
+            s.fail(end, state).await;
+            None
+        }
+    }
+}
+
+/// A bound session, ready for stanzas.
+pub struct Established {
+    pub stream: XmlStream<Tls>,
+    pub jid: FullJid,
+    pub handle: crate::router::sessions::SessionHandle,
+    pub queue: mpsc::Receiver<Packet>,
+}
+
+impl Established {
+    /// The stanza loop, then unbinding and re-routing what was still queued.
+    async fn run(mut self, state: &Arc<ServerState>) {
+        let end = self.serve(state).await;
+        state.sessions.unbind(&self.jid, self.handle.id);
+        match end {
+            End::Error(reason) => {
+                tracing::info!(error = %reason, "closing stream");
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.send_error(&reason)).await;
+            }
+            End::PeerClosed => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.close()).await;
+            }
+            End::Closed | End::Io(_) => tracing::info!("connection lost"),
+        }
+        router::drain(state, self.queue).await;
+        tracing::info!("session closed");
+    }
+
+    async fn serve(&mut self, state: &Arc<ServerState>) -> End {
+        let control = self.handle.control.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = control.cancelled() => {
+                    return End::Error(control.reason().unwrap_or_else(|| StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down")));
+                }
+                packet = self.queue.recv() => {
+                    let Some(first) = packet else { return End::Closed };
+                    if let Err(e) = self.write_batch(first, &control).await {
+                        return e;
+                    }
+                }
+                incoming = read(&mut self.stream) => {
+                    match incoming {
+                        Ok(Incoming::Element(el)) => {
+                            if let Err(e) = self.handle_element(state, el).await {
+                                return e;
+                            }
+                        }
+                        Ok(Incoming::End) => return End::PeerClosed,
+                        Err(e) => return e,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write one queued stanza and whatever else is already waiting, in one flush.
+    async fn write_batch(
+        &mut self,
+        first: Packet,
+        control: &crate::router::sessions::SessionControl,
+    ) -> Result<(), End> {
+        let mut out = stanza::to_bytes(&first);
+        for _ in 0..WRITE_BATCH {
+            match self.queue.try_recv() {
+                Ok(next) => out.extend_from_slice(&stanza::to_bytes(&next)),
+                Err(_) => break,
+            }
+        }
+        tokio::select! {
+            r = self.stream.write_bytes(&out) => r.map_err(End::Io),
+            // A peer that stopped reading must not pin this task forever.
+            _ = control.cancelled() => Err(End::Closed),
+        }
+    }
+
+    async fn handle_element(
+        &mut self,
+        state: &Arc<ServerState>,
+        mut el: Element,
+    ) -> Result<(), End> {
+        let Some(kind) = Kind::of(&el) else {
+            return Err(End::Error(StreamError::new(
+                StreamCondition::UnsupportedStanzaType,
+                format!("unexpected <{}/>", el.name()),
+            )));
+        };
+        // RFC 6120 §8.1.2.1: the server stamps 'from'; a client may only repeat its own address.
+        if let Some(from) = el.attr("from") {
+            let ok = Jid::new(from).is_ok_and(|j| {
+                j == Jid::from(self.jid.clone()) || j == Jid::from(self.jid.to_bare())
+            });
+            if !ok {
+                return Err(End::Error(StreamError::new(
+                    StreamCondition::InvalidFrom,
+                    "'from' does not match the bound JID",
+                )));
+            }
+        }
+        stanza::set_attr(&mut el, "from", self.jid.to_string());
+        if kind == Kind::Iq && el.attr("to").is_none() && bind::is_session_request(&el) {
+            // RFC 3921 session establishment, still sent by old clients (Pidgin).
+            let result = stanza::iq_result(&el, None);
+            let mut reply = result;
+            stanza::remove_attr(&mut reply, "from");
+            self.stream.write_element(&reply).await.map_err(End::Io)?;
+            return Ok(());
+        }
+        if kind == Kind::Presence && el.attr("to").is_none() {
+            self.track_presence(state, &el);
+        }
+        router::route(state, el).await;
+        Ok(())
+    }
+
+    /// Remember the priority of broadcast presence for bare-JID delivery (RFC 6121 §4.7.2.3).
+    fn track_presence(&self, state: &ServerState, el: &Element) {
+        let priority = match el.attr("type") {
+            None => Some(
+                el.get_child("priority", ns::CLIENT)
+                    .and_then(|p| p.text().trim().parse::<i32>().ok())
+                    .map(|p| p.clamp(-128, 127) as i8)
+                    .unwrap_or(0),
+            ),
+            Some("unavailable") => None,
+            Some(_) => return,
+        };
+        state
+            .sessions
+            .set_priority(&self.jid, self.handle.id, priority);
+    }
+}

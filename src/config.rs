@@ -1,0 +1,419 @@
+//! The configuration file (TOML): structs, defaults and validation.
+//!
+//! Every struct denies unknown keys so that a typo fails at start with the
+//! key and line named, instead of silently running with a default.
+//! `config/jaseur.toml` documents every key; a test parses it.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Errors while loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub c2s: C2sConfig,
+    pub tls: TlsConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    /// Per-domain overrides, keyed by a domain listed in `server.domains`.
+    pub domain: BTreeMap<String, DomainConfig>,
+    /// Where the file was read from (None: embedded defaults).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Domains served (virtual hosts).
+    pub domains: Vec<String>,
+    /// Server administrators' bare JIDs.
+    pub admins: Vec<String>,
+    /// Where the database, generated certificates, the ready file and the admin socket live.
+    pub data_dir: PathBuf,
+    /// Seconds given to sessions to close when shutting down.
+    pub shutdown_grace: u64,
+}
+
+/// What to do when a client binds a resource already in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceConflict {
+    /// The newest session wins; the old one gets a `<conflict/>` stream error.
+    Replace,
+    /// The new bind is refused with a `<conflict/>` stanza error.
+    Refuse,
+    /// The new session gets a server-generated resource instead.
+    Rename,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct C2sConfig {
+    /// Listeners for STARTTLS (RFC 6120 §5).
+    pub listen: Vec<SocketAddr>,
+    /// Listeners for direct TLS (XEP-0368).
+    pub direct_tls: Vec<SocketAddr>,
+    /// Largest top-level element accepted, in bytes.
+    pub max_stanza_size: usize,
+    /// Deepest element nesting accepted inside a stanza.
+    pub max_depth: usize,
+    /// Most attributes on one element.
+    pub max_attributes: usize,
+    /// Seconds to finish TLS, authentication and binding.
+    pub handshake_timeout: u64,
+    /// Stanzas queued towards one session before it is judged too slow and closed.
+    pub queue_size: usize,
+    /// Open client connections at most.
+    pub max_connections: usize,
+    pub resource_conflict: ResourceConflict,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key`. Omitted: a self-signed one under data_dir.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://path` or `postgres://...`. Omitted: `sqlite://DATA_DIR/jaseur.db`.
+    pub url: Option<String>,
+    /// Database connections at most.
+    pub max_connections: u32,
+}
+
+/// Which credential store authenticates a domain's accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthBackendKind {
+    Internal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub backend: AuthBackendKind,
+    /// PBKDF2 iterations for new SCRAM credentials (RFC 7677 asks for 4096 at least).
+    pub scram_iterations: u32,
+    /// Offer PLAIN (always only over TLS).
+    pub allow_plain: bool,
+    /// First delay, in milliseconds, after a failed attempt; it doubles per failure.
+    pub throttle_base_ms: u64,
+    /// Longest delay, in milliseconds, however many failures.
+    pub throttle_max_ms: u64,
+    /// Seconds after which failures are forgotten.
+    pub throttle_window: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing filter: "info", "debug", "jaseur=debug,sqlx=warn", ...
+    pub level: String,
+}
+
+/// Settings that one served domain overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainConfig {
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub auth_backend: Option<AuthBackendKind>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            c2s: C2sConfig::default(),
+            tls: TlsConfig::default(),
+            storage: StorageConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+            domain: BTreeMap::new(),
+            source: None,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            domains: vec!["localhost".into()],
+            admins: Vec::new(),
+            data_dir: PathBuf::from("data"),
+            shutdown_grace: 5,
+        }
+    }
+}
+
+impl Default for C2sConfig {
+    fn default() -> Self {
+        C2sConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5222))],
+            direct_tls: vec![SocketAddr::from(([127, 0, 0, 1], 5223))],
+            max_stanza_size: 256 * 1024,
+            max_depth: 64,
+            max_attributes: 64,
+            handshake_timeout: 60,
+            queue_size: 256,
+            max_connections: 100_000,
+            resource_conflict: ResourceConflict::Replace,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: None,
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            backend: AuthBackendKind::Internal,
+            scram_iterations: 4096,
+            allow_plain: true,
+            throttle_base_ms: 500,
+            throttle_max_ms: 15_000,
+            throttle_window: 900,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Read and validate a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        config.source = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// Load `path` when given, else the embedded defaults.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::load(p),
+            None => Ok(Config::default()),
+        }
+    }
+
+    /// Parse and validate TOML text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        if self.server.domains.is_empty() {
+            return Err(invalid(
+                "server.domains",
+                "at least one domain is needed".into(),
+            ));
+        }
+        for d in &self.server.domains {
+            let parsed = jid::BareJid::new(d)
+                .map_err(|e| invalid("server.domains", format!("{d:?} is not a domain: {e}")))?;
+            if parsed.node().is_some() || parsed.as_str() != d {
+                return Err(invalid(
+                    "server.domains",
+                    format!(
+                        "{d:?} is not a normalised domain name (write it in lower case, without user or resource)"
+                    ),
+                ));
+            }
+        }
+        for a in &self.server.admins {
+            jid::BareJid::new(a)
+                .map_err(|e| invalid("server.admins", format!("{a:?} is not a JID: {e}")))?;
+        }
+        for (name, d) in &self.domain {
+            if !self.server.domains.contains(name) {
+                return Err(invalid(
+                    &format!("domain.{name}"),
+                    "this domain is not listed in server.domains".into(),
+                ));
+            }
+            if d.tls_cert.is_some() != d.tls_key.is_some() {
+                return Err(invalid(
+                    &format!("domain.{name}.tls_cert"),
+                    "tls_cert and tls_key go together".into(),
+                ));
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(invalid("tls.cert", "cert and key go together".into()));
+        }
+        if self.c2s.max_stanza_size < 1024 {
+            return Err(invalid(
+                "c2s.max_stanza_size",
+                "must be at least 1024 bytes".into(),
+            ));
+        }
+        if self.c2s.max_depth < 4 {
+            return Err(invalid("c2s.max_depth", "must be at least 4".into()));
+        }
+        if self.c2s.queue_size == 0 || self.c2s.max_connections == 0 {
+            return Err(invalid(
+                "c2s.queue_size",
+                "queue_size and max_connections must be above 0".into(),
+            ));
+        }
+        if self.auth.scram_iterations < 4096 {
+            return Err(invalid(
+                "auth.scram_iterations",
+                "RFC 7677 asks for 4096 at least".into(),
+            ));
+        }
+        if let Some(url) = &self.storage.url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
+        {
+            return Err(invalid(
+                "storage.url",
+                format!("{url:?}: use sqlite://FILE or postgres://..."),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The database URL, defaulting to a SQLite file under the data directory.
+    pub fn storage_url(&self) -> String {
+        match &self.storage.url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.server.data_dir.join("jaseur.db").display()
+            ),
+        }
+    }
+
+    /// Whether `domain` is served here.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.server.domains.iter().any(|d| d == domain)
+    }
+
+    /// Whether `jid` (bare) is a server administrator.
+    pub fn is_admin(&self, bare: &str) -> bool {
+        self.server.admins.iter().any(|a| a == bare)
+    }
+
+    /// The auth backend for one domain.
+    pub fn auth_backend(&self, domain: &str) -> AuthBackendKind {
+        self.domain
+            .get(domain)
+            .and_then(|d| d.auth_backend)
+            .unwrap_or(self.auth.backend)
+    }
+
+    /// The admin socket's path.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.server.data_dir.join("admin.sock")
+    }
+
+    /// The file where a running server writes the addresses it bound.
+    pub fn ready_file(&self) -> PathBuf {
+        self.server.data_dir.join("ready")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/jaseur.toml"));
+        let c = Config::load(path).expect("the example config must stay valid");
+        assert!(!c.server.domains.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::parse(
+            "[server]\ndomains = [\"a.org\"]\nfoo = 1\n",
+            Path::new("x.toml"),
+        )
+        .expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("foo"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let err = Config::parse("[c2s]\nlisten = [\"nope\"]\n", Path::new("x.toml"))
+            .expect_err("bad address");
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let err = Config::parse("[server]\ndomains = [\"A b\"]\n", Path::new("x.toml"))
+            .expect_err("bad domain");
+        assert!(err.to_string().contains("server.domains"), "{err}");
+        let err = Config::parse("[domain.\"x.org\"]\n", Path::new("x.toml")).expect_err("unserved");
+        assert!(err.to_string().contains("domain.x.org"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = Config::parse("", Path::new("x.toml")).expect("empty is fine");
+        assert_eq!(c.server.domains, vec!["localhost".to_string()]);
+        assert_eq!(c.c2s.max_stanza_size, 262144);
+        assert_eq!(c.storage_url(), "sqlite://data/jaseur.db");
+    }
+}

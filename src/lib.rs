@@ -1,0 +1,30 @@
+//! Jaseur, an XMPP server.
+//!
+//! A map of the modules, in the order a stanza meets them:
+//! - `config`: the TOML configuration file.
+//! - `server`: binds listeners, runs until a signal, shuts down.
+//! - `state`: the shared state every task gets (explicitly, never a global).
+//! - `c2s`: client listeners and one task per connection (STARTTLS, SASL, bind).
+//! - `stream`: RFC 6120 stream machinery (framing, parsing, headers, errors, TLS).
+//! - `sasl`: SASL mechanisms as pure state machines.
+//! - `auth`: credential backends and throttling.
+//! - `router`: where a stanza goes; the session registry.
+//! - `features`: what the server answers itself (listed in `features/mod.rs`).
+//! - `storage`: the SQL database and the stores' implementations.
+//! - `admin`: the local admin socket used by the CLI.
+//! - `cli`: the sysadmin's commands.
+//! - `xmpp`: pure protocol helpers.
+
+pub mod admin;
+pub mod auth;
+pub mod c2s;
+pub mod cli;
+pub mod config;
+pub mod features;
+pub mod router;
+pub mod sasl;
+pub mod server;
+pub mod state;
+pub mod storage;
+pub mod stream;
+pub mod xmpp;

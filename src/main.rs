@@ -1,0 +1,114 @@
+//! The `jaseur` command: the server and the sysadmin's tool.
+
+use clap::{Parser, Subcommand};
+use jaseur::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "jaseur", version, about = "Jaseur, an XMPP server")]
+struct Cli {
+    /// Configuration file (default: embedded defaults).
+    #[arg(short, long, global = true, env = "JASEUR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Run,
+    /// Manage accounts of the internal backend.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Check the configuration, certificates, ports and storage.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account (password from --password or one line of stdin).
+    Add {
+        /// The account, user@domain (omit with --bulk).
+        jid: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        /// A file of `JID PASSWORD` lines to create at once.
+        #[arg(long, conflicts_with_all = ["jid", "password"])]
+        bulk: Option<PathBuf>,
+    },
+    /// Change an account's password.
+    Passwd {
+        jid: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Delete an account (closing its sessions on a running server).
+    Del { jid: String },
+    /// List the accounts of a domain.
+    List { domain: String },
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load_or_default(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jaseur: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Run);
+    init_logging(if matches!(command, Command::Run) {
+        &config.log.level
+    } else {
+        "warn"
+    });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("jaseur: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Run => jaseur::server::start(config).await,
+            Command::Check => jaseur::cli::check::run(&config).await,
+            Command::User(u) => match u {
+                UserCommand::Add {
+                    bulk: Some(file), ..
+                } => jaseur::cli::user::add_bulk(&config, &file).await,
+                UserCommand::Add {
+                    jid: Some(jid),
+                    password,
+                    ..
+                } => jaseur::cli::user::add(&config, &jid, password).await,
+                UserCommand::Add { .. } => Err(anyhow::anyhow!("give a JID or --bulk FILE")),
+                UserCommand::Passwd { jid, password } => {
+                    jaseur::cli::user::passwd(&config, &jid, password).await
+                }
+                UserCommand::Del { jid } => jaseur::cli::user::del(&config, &jid).await,
+                UserCommand::List { domain } => jaseur::cli::user::list(&config, &domain).await,
+            },
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jaseur: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Where a stanza goes (RFC 6120 §10, RFC 6121 §8): a local session, the
+//! server itself, a component, an account's offline store, or back to the
+//! sender as an error. docs/routing.md is the table this code follows.
+
+pub mod sessions;
+
+use crate::features;
+use crate::features::offline::OfflineStore;
+use crate::state::ServerState;
+use crate::stream::error::{StreamCondition, StreamError};
+use crate::xmpp::error::{Condition, StanzaError};
+use crate::xmpp::stanza::{self, Kind};
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+use sessions::{Packet, SessionHandle};
+use std::collections::HashMap;
+use std::sync::RwLock;
+use tokio::sync::mpsc;
+
+/// Most messages kept for one account while it is offline.
+pub const OFFLINE_QUOTA: i64 = 1000;
+
+/// Components (MUC, upload, ...) addressed by their own domain.
+#[derive(Debug, Default)]
+pub struct Components {
+    by_domain: RwLock<HashMap<String, mpsc::Sender<Packet>>>,
+}
+
+impl Components {
+    /// Register a component for `domain`; stanzas to it arrive on the returned queue.
+    pub fn register(&self, domain: &str, queue: usize) -> mpsc::Receiver<Packet> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let mut map = self.by_domain.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(domain.to_owned(), tx);
+        rx
+    }
+
+    fn get(&self, domain: &str) -> Option<mpsc::Sender<Packet>> {
+        let map = self.by_domain.read().unwrap_or_else(|p| p.into_inner());
+        map.get(domain).cloned()
+    }
+}
+
+/// Route a stanza whose `from` was already stamped by the sender's session.
+pub async fn route(state: &ServerState, stanza: Element) {
+    let Some(kind) = Kind::of(&stanza) else {
+        return;
+    };
+    let to = match stanza.attr("to").map(Jid::new) {
+        None => match stanza.attr("from").map(Jid::new) {
+            // No 'to': the stanza is for the sender's own account (RFC 6120 §10.3).
+            Some(Ok(from)) => Jid::from(from.to_bare()),
+            _ => return,
+        },
+        Some(Ok(to)) => to,
+        Some(Err(_)) => {
+            return bounce(state, &stanza, StanzaError::new(Condition::JidMalformed)).await;
+        }
+    };
+    let domain = to.domain().as_str();
+    if state.config.serves(domain) {
+        match (to.node(), to.try_as_full()) {
+            (None, _) => to_server(state, kind, stanza).await,
+            (Some(_), Ok(full)) => {
+                let full = full.clone();
+                to_full(state, kind, &full, stanza).await
+            }
+            (Some(_), Err(bare)) => {
+                let bare = bare.clone();
+                to_bare(state, kind, &bare, stanza).await
+            }
+        }
+    } else if let Some(component) = state.components.get(domain) {
+        if let Err(e) = component.try_send(Box::new(stanza)) {
+            let stanza = *e.into_inner();
+            bounce(
+                state,
+                &stanza,
+                StanzaError::new(Condition::ResourceConstraint).with_text("service busy"),
+            )
+            .await;
+        }
+    } else {
+        // Federation arrives with the S2S issue.
+        bounce(
+            state,
+            &stanza,
+            StanzaError::new(Condition::RemoteServerNotFound),
+        )
+        .await
+    }
+}
+
+/// Answer a stanza with an error, unless it is an error or result itself
+/// (RFC 6120 §8.3.1: never answer an error with an error).
+pub async fn bounce(state: &ServerState, stanza: &Element, error: StanzaError) {
+    if matches!(stanza.attr("type"), Some("error") | Some("result")) {
+        return;
+    }
+    let reply = error.reply_to(stanza);
+    if reply.attr("to").is_none() {
+        return;
+    }
+    Box::pin(route(state, reply)).await
+}
+
+async fn to_server(state: &ServerState, kind: Kind, stanza: Element) {
+    if kind == Kind::Iq {
+        if let Some(reply) = features::handle_server_iq(state, &stanza).await {
+            Box::pin(route(state, reply)).await;
+        }
+    }
+    // Messages and presence to the server itself are for later features
+    // (announcements, probes); until then they are accepted and ignored.
+}
+
+async fn to_full(state: &ServerState, kind: Kind, to: &FullJid, stanza: Element) {
+    if let Some(session) = state.sessions.get(to) {
+        return deliver(state, &session, stanza).await;
+    }
+    let kind_type = stanza.attr("type").unwrap_or("");
+    match (kind, kind_type) {
+        // RFC 6121 §8.5.3.2.1: chat and normal messages fall back to the bare JID.
+        (Kind::Message, "chat" | "normal" | "") => {
+            to_bare(state, kind, &to.to_bare(), stanza).await
+        }
+        (Kind::Message, "groupchat") | (Kind::Iq, "get" | "set") => {
+            bounce(
+                state,
+                &stanza,
+                StanzaError::new(Condition::ServiceUnavailable),
+            )
+            .await
+        }
+        // Headlines, errors, results and presence to a gone resource are dropped, as RFC 6121 §8.5.3.2 says.
+        _ => {}
+    }
+}
+
+async fn to_bare(state: &ServerState, kind: Kind, to: &BareJid, stanza: Element) {
+    match kind {
+        Kind::Iq => {
+            if let Some(reply) = features::handle_account_iq(state, to, &stanza).await {
+                Box::pin(route(state, reply)).await;
+            }
+        }
+        Kind::Presence => {
+            for s in state.sessions.of(to) {
+                if s.priority.is_some() {
+                    deliver(state, &s, stanza.clone()).await;
+                }
+            }
+        }
+        Kind::Message => message_to_bare(state, to, stanza).await,
+    }
+}
+
+/// RFC 6121 §8.5.2: messages to a bare JID go to the highest-priority
+/// non-negative resource(s); chat and normal messages with none are stored.
+async fn message_to_bare(state: &ServerState, to: &BareJid, stanza: Element) {
+    let kind_type = stanza.attr("type").unwrap_or("normal");
+    if kind_type == "error" {
+        return;
+    }
+    if kind_type == "groupchat" {
+        return bounce(
+            state,
+            &stanza,
+            StanzaError::new(Condition::ServiceUnavailable),
+        )
+        .await;
+    }
+    let sessions = state.sessions.of(to);
+    let best = sessions
+        .iter()
+        .filter_map(|s| s.priority)
+        .filter(|p| *p >= 0)
+        .max();
+    if let Some(best) = best {
+        let targets: Vec<&SessionHandle> = sessions
+            .iter()
+            .filter(|s| match kind_type {
+                "headline" => s.priority.is_some_and(|p| p >= 0),
+                _ => s.priority == Some(best),
+            })
+            .collect();
+        for s in targets {
+            deliver(state, s, stanza.clone()).await;
+        }
+        return;
+    }
+    if kind_type == "headline" {
+        return;
+    }
+    store_offline(state, to, stanza).await
+}
+
+/// Keep a message for an account with no session to take it.
+pub async fn store_offline(state: &ServerState, to: &BareJid, stanza: Element) {
+    use crate::auth::AccountStore;
+    match state.storage.credentials(to).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return bounce(
+                state,
+                &stanza,
+                StanzaError::new(Condition::ServiceUnavailable),
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::error!(to = %to, error = %e, "cannot check the recipient account");
+            return bounce(
+                state,
+                &stanza,
+                StanzaError::new(Condition::InternalServerError),
+            )
+            .await;
+        }
+    }
+    match state.storage.count_offline(to).await {
+        Ok(n) if n >= OFFLINE_QUOTA => {
+            return bounce(
+                state,
+                &stanza,
+                StanzaError::new(Condition::ServiceUnavailable)
+                    .with_text("the recipient's offline storage is full"),
+            )
+            .await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(to = %to, error = %e, "cannot count offline messages"),
+    }
+    let xml = String::from_utf8_lossy(&stanza::to_bytes(&stanza)).into_owned();
+    if let Err(e) = state.storage.store_offline(to, &xml).await {
+        tracing::error!(to = %to, error = %e, "cannot store an offline message");
+        bounce(
+            state,
+            &stanza,
+            StanzaError::new(Condition::InternalServerError),
+        )
+        .await;
+    }
+}
+
+/// Queue a stanza for one session. A session whose queue is full is too slow:
+/// it is closed, and the stanza takes the path it would take if that
+/// resource were gone (so a message ends up offline, an iq gets an error).
+pub async fn deliver(state: &ServerState, session: &SessionHandle, stanza: Element) {
+    match session.tx.try_send(Box::new(stanza)) {
+        Ok(()) => {}
+        Err(e) => {
+            let full = matches!(e, mpsc::error::TrySendError::Full(_));
+            let stanza = *e.into_inner();
+            if full {
+                tracing::warn!(jid = %session.jid, "session cannot keep up with its stanzas: closing it");
+                session.control.close(StreamError::new(
+                    StreamCondition::PolicyViolation,
+                    "too many stanzas waiting: the connection is too slow",
+                ));
+            }
+            let kind = Kind::of(&stanza);
+            match kind {
+                Some(Kind::Message) => {
+                    Box::pin(message_to_bare(state, &session.jid.to_bare(), stanza)).await
+                }
+                Some(Kind::Iq) => {
+                    bounce(
+                        state,
+                        &stanza,
+                        StanzaError::new(Condition::ServiceUnavailable),
+                    )
+                    .await
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Re-route what a closed session had still queued (never silently dropped).
+pub async fn drain(state: &ServerState, mut queue: mpsc::Receiver<Packet>) {
+    queue.close();
+    while let Ok(stanza) = queue.try_recv() {
+        route(state, *stanza).await;
+    }
+}

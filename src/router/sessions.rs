@@ -1,0 +1,245 @@
+//! The registry of bound client sessions (RFC 6120 §7), keyed by bare JID.
+//!
+//! Each entry holds the session's bounded outbound queue and its control
+//! handle. The router never writes to a socket: it queues, and the session
+//! task writes, so a slow peer never holds up anyone else.
+
+use crate::config::ResourceConflict;
+use crate::stream::error::{StreamCondition, StreamError};
+use jid::{BareJid, FullJid};
+use minidom::Element;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What the router hands a session to write.
+pub type Packet = Box<Element>;
+
+/// A unique id per session, so a late unbind cannot remove a newer session
+/// that took over the same resource.
+pub type SessionId = u64;
+
+/// Lets anyone close a session with a reason.
+#[derive(Debug)]
+pub struct SessionControl {
+    token: CancellationToken,
+    reason: Mutex<Option<StreamError>>,
+}
+
+impl SessionControl {
+    /// A control whose token is a child of `parent` (the server's shutdown token).
+    pub fn new(parent: &CancellationToken) -> Self {
+        SessionControl {
+            token: parent.child_token(),
+            reason: Mutex::new(None),
+        }
+    }
+
+    /// Ask the session to close with this stream error (the first reason wins).
+    pub fn close(&self, reason: StreamError) {
+        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        drop(r);
+        self.token.cancel();
+    }
+
+    /// Resolves when the session must close.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+
+    /// Whether the session is closing.
+    pub fn is_closing(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Why the session was asked to close (None: server shutdown).
+    pub fn reason(&self) -> Option<StreamError> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// One bound resource.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    pub id: SessionId,
+    pub jid: FullJid,
+    pub tx: mpsc::Sender<Packet>,
+    pub control: Arc<SessionControl>,
+    /// Presence priority once the session sent available presence.
+    pub priority: Option<i8>,
+}
+
+/// Outcome of trying to bind a resource.
+#[derive(Debug)]
+pub enum BindOutcome {
+    /// Bound as requested.
+    Bound(FullJid),
+    /// The resource was in use and the policy refuses the new session.
+    Conflict,
+}
+
+/// All bound sessions.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_bare: RwLock<HashMap<BareJid, Vec<SessionHandle>>>,
+    next_id: AtomicU64,
+}
+
+/// Resources one account may bind at most (a bound, not a policy).
+pub const MAX_RESOURCES: usize = 64;
+
+impl Sessions {
+    /// A fresh session id.
+    pub fn next_id(&self) -> SessionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Bind `handle` under its JID, applying the conflict policy. With
+    /// `Rename`, the caller passes a fresh resource when this returns Conflict.
+    pub fn bind(&self, handle: SessionHandle, policy: ResourceConflict) -> BindOutcome {
+        let mut map = self.by_bare.write().unwrap_or_else(|p| p.into_inner());
+        let list = map.entry(handle.jid.to_bare()).or_default();
+        if let Some(pos) = list.iter().position(|h| h.jid == handle.jid) {
+            match policy {
+                ResourceConflict::Replace => {
+                    let old = list.remove(pos);
+                    old.control.close(StreamError::new(
+                        StreamCondition::Conflict,
+                        "replaced by a new session binding the same resource",
+                    ));
+                }
+                ResourceConflict::Refuse | ResourceConflict::Rename => {
+                    return BindOutcome::Conflict;
+                }
+            }
+        }
+        if list.len() >= MAX_RESOURCES {
+            return BindOutcome::Conflict;
+        }
+        let jid = handle.jid.clone();
+        list.push(handle);
+        BindOutcome::Bound(jid)
+    }
+
+    /// Remove a session (only if `id` still owns the resource).
+    pub fn unbind(&self, jid: &FullJid, id: SessionId) {
+        let mut map = self.by_bare.write().unwrap_or_else(|p| p.into_inner());
+        let bare = jid.to_bare();
+        if let Some(list) = map.get_mut(&bare) {
+            list.retain(|h| h.id != id);
+            if list.is_empty() {
+                map.remove(&bare);
+            }
+        }
+    }
+
+    /// The session bound to a full JID, unless it is closing.
+    pub fn get(&self, jid: &FullJid) -> Option<SessionHandle> {
+        let map = self.by_bare.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&jid.to_bare())?
+            .iter()
+            .find(|h| &h.jid == jid && !h.control.is_closing())
+            .cloned()
+    }
+
+    /// Every live session of an account.
+    pub fn of(&self, bare: &BareJid) -> Vec<SessionHandle> {
+        let map = self.by_bare.read().unwrap_or_else(|p| p.into_inner());
+        map.get(bare)
+            .map(|l| {
+                l.iter()
+                    .filter(|h| !h.control.is_closing())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Record a session's presence priority (None: unavailable).
+    pub fn set_priority(&self, jid: &FullJid, id: SessionId, priority: Option<i8>) {
+        let mut map = self.by_bare.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = map
+            .get_mut(&jid.to_bare())
+            .and_then(|l| l.iter_mut().find(|h| h.id == id))
+        {
+            h.priority = priority;
+        }
+    }
+
+    /// Close every session of an account; returns how many.
+    pub fn close_account(&self, bare: &BareJid, reason: &StreamError) -> usize {
+        let sessions = self.of(bare);
+        for s in &sessions {
+            s.control.close(reason.clone());
+        }
+        sessions.len()
+    }
+
+    /// Number of bound sessions.
+    pub fn count(&self) -> usize {
+        let map = self.by_bare.read().unwrap_or_else(|p| p.into_inner());
+        map.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(
+        s: &Sessions,
+        jid: &str,
+        root: &CancellationToken,
+    ) -> (SessionHandle, mpsc::Receiver<Packet>) {
+        let (tx, rx) = mpsc::channel(4);
+        (
+            SessionHandle {
+                id: s.next_id(),
+                jid: FullJid::new(jid).expect("jid"),
+                tx,
+                control: Arc::new(SessionControl::new(root)),
+                priority: None,
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn newest_wins_or_refused() {
+        let root = CancellationToken::new();
+        let s = Sessions::default();
+        let (a, _ra) = handle(&s, "u@h/r", &root);
+        let (b, _rb) = handle(&s, "u@h/r", &root);
+        assert!(matches!(
+            s.bind(a.clone(), ResourceConflict::Replace),
+            BindOutcome::Bound(_)
+        ));
+        assert!(matches!(
+            s.bind(b.clone(), ResourceConflict::Refuse),
+            BindOutcome::Conflict
+        ));
+        assert!(!a.control.is_closing());
+        assert!(matches!(
+            s.bind(b.clone(), ResourceConflict::Replace),
+            BindOutcome::Bound(_)
+        ));
+        assert!(a.control.is_closing());
+        assert_eq!(
+            a.control.reason().map(|r| r.condition),
+            Some(StreamCondition::Conflict)
+        );
+        // The old session's late unbind must not remove the new one.
+        s.unbind(&a.jid, a.id);
+        assert_eq!(s.get(&b.jid).map(|h| h.id), Some(b.id));
+        s.unbind(&b.jid, b.id);
+        assert_eq!(s.count(), 0);
+    }
+}

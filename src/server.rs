@@ -1,0 +1,171 @@
+//! Starting, running and stopping the server.
+
+use crate::admin;
+use crate::c2s;
+use crate::config::Config;
+use crate::state::ServerState;
+use crate::storage::Storage;
+use crate::stream::tls::Tls;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+/// The bound listening sockets.
+pub struct Listeners {
+    pub starttls: Vec<TcpListener>,
+    pub direct_tls: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Bind every configured address (port 0 picks a free port).
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let mut starttls = Vec::new();
+        for addr in &config.c2s.listen {
+            starttls.push(listen(*addr).await?);
+        }
+        let mut direct_tls = Vec::new();
+        for addr in &config.c2s.direct_tls {
+            direct_tls.push(listen(*addr).await?);
+        }
+        Ok(Listeners {
+            starttls,
+            direct_tls,
+        })
+    }
+
+    fn addrs(list: &[TcpListener]) -> Vec<SocketAddr> {
+        list.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+}
+
+async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (another server there? run `jaseur check`)")
+    })
+}
+
+/// The secret that keys fake SCRAM salts, created once per data directory.
+fn load_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("secret");
+    if let Ok(s) = std::fs::read(&path)
+        && s.len() >= 32
+    {
+        return Ok(s);
+    }
+    let secret: [u8; 32] = rand::random();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(&secret)?;
+    Ok(secret.to_vec())
+}
+
+/// Open storage and certificates, bind, and serve until SIGTERM or ctrl-c.
+pub async fn start(config: Config) -> anyhow::Result<()> {
+    let data_dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    let storage = Storage::open(&config.storage_url(), config.storage.max_connections)
+        .await
+        .context("cannot open storage")?;
+    let tls = Tls::new(&config).context("cannot load certificates")?;
+    let secret = load_secret(&data_dir)?;
+    let listeners = Listeners::bind(&config).await?;
+    let state = Arc::new(ServerState::new(config, storage, tls, secret));
+    let admin = admin::Server::bind(&state.config).await?;
+    run(listeners, admin, state).await
+}
+
+/// Serve on already-bound listeners until shutdown is requested.
+pub async fn run(
+    listeners: Listeners,
+    admin: admin::Server,
+    state: Arc<ServerState>,
+) -> anyhow::Result<()> {
+    let tasks = TaskTracker::new();
+    let starttls = Listeners::addrs(&listeners.starttls);
+    let direct = Listeners::addrs(&listeners.direct_tls);
+    for l in listeners.starttls {
+        tokio::spawn(c2s::serve(state.clone(), l, false, tasks.clone()));
+    }
+    for l in listeners.direct_tls {
+        tokio::spawn(c2s::serve(state.clone(), l, true, tasks.clone()));
+    }
+    tokio::spawn(admin.serve(state.clone()));
+    write_ready_file(&state.config, &starttls, &direct)?;
+    tracing::info!(
+        domains = ?state.config.server.domains,
+        starttls = ?starttls,
+        direct_tls = ?direct,
+        "jaseur is ready"
+    );
+    wait_for_signals(&state).await;
+    tracing::info!(
+        sessions = state.sessions.count(),
+        "shutting down: closing every stream"
+    );
+    state.shutdown.cancel();
+    tasks.close();
+    let grace = Duration::from_secs(state.config.server.shutdown_grace);
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!("some sessions did not close in time");
+    }
+    let _ = std::fs::remove_file(state.config.ready_file());
+    let _ = std::fs::remove_file(state.config.admin_socket());
+    state.storage.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Tell tests and scripts which ports were bound (port 0 picks them).
+fn write_ready_file(
+    config: &Config,
+    starttls: &[SocketAddr],
+    direct: &[SocketAddr],
+) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for a in starttls {
+        text.push_str(&format!("c2s {a}\n"));
+    }
+    for a in direct {
+        text.push_str(&format!("c2s_direct_tls {a}\n"));
+    }
+    let path = config.ready_file();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+/// SIGHUP reloads certificates; SIGTERM and ctrl-c return.
+async fn wait_for_signals(state: &ServerState) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with ctrl-c");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => match state.tls.reload(&state.config) {
+                Ok(()) => tracing::info!("certificates reloaded"),
+                Err(e) => tracing::error!(error = %e, "certificate reload failed; keeping the old ones"),
+            },
+        }
+    }
+}

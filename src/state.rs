@@ -1,0 +1,81 @@
+//! The server's shared state, passed explicitly (never a global).
+
+use crate::auth::throttle::Throttle;
+use crate::config::Config;
+use crate::router::Components;
+use crate::router::sessions::Sessions;
+use crate::storage::Storage;
+use crate::stream::tls::Tls;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the listeners, sessions and features share.
+pub struct ServerState {
+    pub config: Arc<Config>,
+    pub storage: Storage,
+    pub sessions: Sessions,
+    pub components: Components,
+    pub throttle: Throttle,
+    pub tls: Tls,
+    /// Cancelled when the server shuts down; every session's token is a child.
+    pub shutdown: CancellationToken,
+    /// Keys fake SCRAM salts for unknown users (kept across restarts).
+    pub secret: Vec<u8>,
+    connections: AtomicUsize,
+}
+
+impl ServerState {
+    /// Assemble the state from its parts.
+    pub fn new(config: Config, storage: Storage, tls: Tls, secret: Vec<u8>) -> Self {
+        let throttle = Throttle::new(
+            Duration::from_millis(config.auth.throttle_base_ms),
+            Duration::from_millis(config.auth.throttle_max_ms),
+            Duration::from_secs(config.auth.throttle_window),
+        );
+        ServerState {
+            config: Arc::new(config),
+            storage,
+            sessions: Sessions::default(),
+            components: Components::default(),
+            throttle,
+            tls,
+            shutdown: CancellationToken::new(),
+            secret,
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// Count a new connection, unless the limit is reached.
+    pub fn try_connect(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let max = self.config.c2s.max_connections;
+        let prev = self.connections.fetch_add(1, Ordering::AcqRel);
+        if prev >= max {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnectionSlot(self.clone()))
+    }
+
+    /// Open client connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+}
+
+/// Holds one place in the connection limit until dropped.
+pub struct ConnectionSlot(Arc<ServerState>);
+
+impl ConnectionSlot {
+    /// The shared state.
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.0
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}

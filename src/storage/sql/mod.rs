@@ -1,0 +1,4 @@
+//! SQL implementations of the feature stores, shared by SQLite and PostgreSQL.
+
+pub mod accounts;
+pub mod offline;

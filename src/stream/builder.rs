@@ -1,0 +1,284 @@
+//! Turns the bytes of one framed top-level element into a `minidom::Element`.
+//!
+//! quick-xml tokenizes and checks well-formedness (matching end tags,
+//! attribute syntax, UTF-8); this module resolves namespaces against the
+//! declarations of the stream header, resolves the five predefined entities
+//! and character references, and refuses anything else (RFC 6120 §11.1).
+
+use super::error::{StreamCondition, StreamError};
+use crate::xmpp::ns;
+use minidom::Element;
+use minidom::rxml::{Namespace, NcName};
+use quick_xml::events::{BytesStart, Event};
+
+/// The namespace context a stanza inherits from its stream header.
+#[derive(Debug, Clone)]
+pub struct StreamNamespaces {
+    /// The stream's default namespace (`jabber:client` for C2S).
+    pub default: String,
+    /// The prefix bound to `http://etherx.jabber.org/streams` (normally "stream").
+    pub stream_prefix: String,
+}
+
+impl StreamNamespaces {
+    /// The usual client-stream context.
+    pub fn client() -> Self {
+        StreamNamespaces {
+            default: ns::CLIENT.into(),
+            stream_prefix: "stream".into(),
+        }
+    }
+}
+
+fn not_well_formed(text: impl Into<String>) -> StreamError {
+    StreamError::new(StreamCondition::NotWellFormed, text)
+}
+
+/// One element's namespace declarations.
+type Scope = Vec<(Option<String>, String)>;
+
+struct Resolver<'a> {
+    base: &'a StreamNamespaces,
+    scopes: Vec<Scope>,
+}
+
+impl Resolver<'_> {
+    fn lookup(&self, prefix: Option<&str>) -> Option<&str> {
+        for scope in self.scopes.iter().rev() {
+            for (p, uri) in scope.iter().rev() {
+                if p.as_deref() == prefix {
+                    return Some(uri);
+                }
+            }
+        }
+        match prefix {
+            None => Some(&self.base.default),
+            Some("xml") => Some(ns::XML),
+            Some(p) if p == self.base.stream_prefix => Some(ns::STREAMS),
+            Some(_) => None,
+        }
+    }
+}
+
+fn split(qname: &str) -> (Option<&str>, &str) {
+    match qname.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, qname),
+    }
+}
+
+fn predefined(name: &str) -> Option<char> {
+    match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => None,
+    }
+}
+
+/// Parse one complete element framed out of a stream.
+pub fn parse_element(
+    bytes: &[u8],
+    base: &StreamNamespaces,
+    max_attributes: usize,
+) -> Result<Element, StreamError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| not_well_formed("invalid UTF-8"))?;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut resolver = Resolver {
+        base,
+        scopes: Vec::new(),
+    };
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| not_well_formed(format!("XML error: {e}")))?;
+        match event {
+            Event::Start(start) | Event::Empty(start) if root.is_some() => {
+                let _ = start;
+                return Err(not_well_formed("content after the element"));
+            }
+            Event::Start(start) => {
+                let el = open(&start, &mut resolver, max_attributes)?;
+                stack.push(el);
+            }
+            Event::Empty(start) => {
+                let el = open(&start, &mut resolver, max_attributes)?;
+                resolver.scopes.pop();
+                close(el, &mut stack, &mut root);
+            }
+            Event::End(_) => {
+                resolver.scopes.pop();
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| not_well_formed("unbalanced end tag"))?;
+                close(el, &mut stack, &mut root);
+            }
+            Event::Text(t) => {
+                let content = t.xml10_content();
+                append_text(&mut stack, &content)?;
+            }
+            Event::CData(c) => {
+                let content = c.xml10_content();
+                append_text(&mut stack, &content)?;
+            }
+            Event::GeneralRef(r) => {
+                let c = if r.is_char_ref() {
+                    r.resolve_char_ref()
+                        .map_err(|_| not_well_formed("bad character reference"))?
+                } else {
+                    predefined(&r.xml10_content())
+                };
+                let c = c.ok_or_else(|| not_well_formed("undeclared entity"))?;
+                append_text(&mut stack, c.encode_utf8(&mut [0; 4]))?;
+            }
+            Event::Comment(_) | Event::PI(_) | Event::DocType(_) | Event::Decl(_) => {
+                return Err(StreamError::new(
+                    StreamCondition::RestrictedXml,
+                    "restricted XML (RFC 6120 §11.1)",
+                ));
+            }
+            Event::Eof => break,
+        }
+    }
+    if !stack.is_empty() {
+        return Err(not_well_formed("unclosed element"));
+    }
+    root.ok_or_else(|| not_well_formed("no element"))
+}
+
+fn append_text(stack: &mut [Element], text: &str) -> Result<(), StreamError> {
+    match stack.last_mut() {
+        Some(el) => {
+            el.append_text(text);
+            Ok(())
+        }
+        None if text.trim().is_empty() => Ok(()),
+        None => Err(not_well_formed("text outside the element")),
+    }
+}
+
+fn close(el: Element, stack: &mut [Element], root: &mut Option<Element>) {
+    match stack.last_mut() {
+        Some(parent) => {
+            parent.append_child(el);
+        }
+        None => *root = Some(el),
+    }
+}
+
+fn open(
+    start: &BytesStart<'_>,
+    resolver: &mut Resolver<'_>,
+    max_attributes: usize,
+) -> Result<Element, StreamError> {
+    let mut scope: Scope = Vec::new();
+    let mut attrs: Vec<(Option<String>, String, String)> = Vec::new();
+    for (count, attr) in start.attributes().enumerate() {
+        if count >= max_attributes {
+            return Err(StreamError::new(
+                StreamCondition::PolicyViolation,
+                "too many attributes",
+            ));
+        }
+        let attr = attr.map_err(|e| not_well_formed(format!("attribute: {e}")))?;
+        let key = attr.key.into_inner();
+        let value = attr
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| not_well_formed(format!("attribute value: {e}")))?
+            .into_owned();
+        match split(key) {
+            (None, "xmlns") => scope.push((None, value)),
+            (Some("xmlns"), p) => {
+                if value.is_empty() {
+                    return Err(not_well_formed("empty prefix declaration"));
+                }
+                scope.push((Some(p.to_owned()), value))
+            }
+            (p, local) => attrs.push((p.map(str::to_owned), local.to_owned(), value)),
+        }
+    }
+    resolver.scopes.push(scope);
+    let qname = start.name().into_inner();
+    let (prefix, local) = split(qname);
+    let element_ns = resolver
+        .lookup(prefix)
+        .ok_or_else(|| not_well_formed(format!("unbound prefix in <{qname}>")))?;
+    let mut el = Element::bare(local, element_ns);
+    for (prefix, local, value) in attrs {
+        let name = NcName::try_from(local.as_str())
+            .map_err(|_| not_well_formed(format!("bad attribute name {local:?}")))?;
+        let attr_ns: Namespace<'static> = match prefix.as_deref() {
+            None => Namespace::none().clone(),
+            Some(p) => {
+                let uri = resolver
+                    .lookup(Some(p))
+                    .ok_or_else(|| not_well_formed(format!("unbound attribute prefix {p:?}")))?;
+                Namespace::from(uri.to_owned())
+            }
+        };
+        if el.attrs().get(&attr_ns, &name).is_some() {
+            return Err(not_well_formed("duplicate attribute"));
+        }
+        el.set_attr(attr_ns, name, value);
+    }
+    Ok(el)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Element, StreamError> {
+        parse_element(s.as_bytes(), &StreamNamespaces::client(), 16)
+    }
+
+    #[test]
+    fn resolves_namespaces_and_entities() {
+        let el = parse(
+            "<message to='a@b' xml:lang='fr'><body>x &lt; y &#x263A; &amp;<![CDATA[<z>]]></body>\
+             <x:foo xmlns:x='urn:x' x:attr='1'/><stream:error/></message>",
+        )
+        .expect("valid");
+        assert_eq!(el.ns(), ns::CLIENT);
+        assert_eq!(el.attr("to"), Some("a@b"));
+        assert_eq!(el.attr_ns(ns::XML, "lang"), Some("fr"));
+        let body = el.get_child("body", ns::CLIENT).expect("body");
+        assert_eq!(body.text(), "x < y \u{263A} &<z>");
+        let foo = el.get_child("foo", "urn:x").expect("foo");
+        assert_eq!(foo.attr_ns("urn:x", "attr"), Some("1"));
+        assert!(el.has_child("error", ns::STREAMS));
+        let msg = xmpp_parsers::message::Message::try_from(el).expect("typed");
+        assert_eq!(msg.bodies.len(), 1);
+    }
+
+    #[test]
+    fn rejects_bad_xml() {
+        for bad in [
+            "<a><b></a>",
+            "<a>&lol;</a>",
+            "<p:a/>",
+            "<a x='1' x='2'/>",
+            "<a xmlns:p=''/>",
+            "<a><!-- c --></a>",
+            "<a/><b/>",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let many = format!(
+            "<a {}/>",
+            (0..20)
+                .map(|i| format!("a{i}='1'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        assert_eq!(
+            parse(&many).expect_err("attrs").condition,
+            StreamCondition::PolicyViolation
+        );
+        assert!(parse_element(b"<a>\xff</a>", &StreamNamespaces::client(), 4).is_err());
+    }
+}

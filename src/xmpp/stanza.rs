@@ -1,0 +1,90 @@
+//! Small helpers for working with stanzas as minidom elements.
+
+use super::error::rxml_name;
+use super::ns;
+use minidom::Element;
+use minidom::rxml::{Namespace, NcName};
+
+/// The three stanza kinds of RFC 6120 §8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Message,
+    Presence,
+    Iq,
+}
+
+impl Kind {
+    /// Classify a top-level element of a client stream; None for non-stanzas.
+    pub fn of(el: &Element) -> Option<Kind> {
+        if el.ns() != ns::CLIENT {
+            return None;
+        }
+        match el.name() {
+            "message" => Some(Kind::Message),
+            "presence" => Some(Kind::Presence),
+            "iq" => Some(Kind::Iq),
+            _ => None,
+        }
+    }
+}
+
+/// Set (or replace) an unqualified attribute whose name is a literal.
+pub fn set_attr(el: &mut Element, name: &'static str, value: impl Into<String>) {
+    el.set_attr(Namespace::none().clone(), rxml_name(name), value.into());
+}
+
+/// Remove an unqualified attribute.
+pub fn remove_attr(el: &mut Element, name: &str) {
+    if let Ok(n) = NcName::try_from(name) {
+        el.attrs_mut().remove(Namespace::none(), &n);
+    }
+}
+
+/// An iq result answering `request`, optionally with a payload.
+pub fn iq_result(request: &Element, payload: Option<Element>) -> Element {
+    let mut reply = Element::bare("iq", ns::CLIENT);
+    if let Some(id) = request.attr("id") {
+        set_attr(&mut reply, "id", id);
+    }
+    if let Some(from) = request.attr("from") {
+        set_attr(&mut reply, "to", from);
+    }
+    if let Some(to) = request.attr("to") {
+        set_attr(&mut reply, "from", to);
+    }
+    set_attr(&mut reply, "type", "result");
+    if let Some(p) = payload {
+        reply.append_child(p);
+    }
+    reply
+}
+
+/// Serialise an element (without XML declaration).
+pub fn to_bytes(el: &Element) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    // Writing to a Vec cannot fail for I/O reasons; minidom only errors on invalid names,
+    // which our builder never produces.
+    if el.write_to(&mut out).is_err() {
+        out.clear();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_swaps() {
+        let iq: Element = "<iq xmlns='jabber:client' type='get' id='p' from='u@h/r' to='h'/>"
+            .parse()
+            .expect("xml");
+        let r = iq_result(&iq, None);
+        assert_eq!(r.attr("to"), Some("u@h/r"));
+        assert_eq!(r.attr("from"), Some("h"));
+        assert_eq!(r.attr("type"), Some("result"));
+        let mut m = iq.clone();
+        remove_attr(&mut m, "from");
+        assert_eq!(m.attr("from"), None);
+    }
+}
