@@ -4,7 +4,7 @@
 //! key and line named, instead of silently running with a default.
 //! `config/jaseur.toml` documents every key; a test parses it.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -47,7 +47,7 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Domains served (virtual hosts).
@@ -61,7 +61,7 @@ pub struct ServerConfig {
 }
 
 /// What to do when a client binds a resource already in use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceConflict {
     /// The newest session wins; the old one gets a `<conflict/>` stream error.
@@ -72,7 +72,7 @@ pub enum ResourceConflict {
     Rename,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct C2sConfig {
     /// Listeners for STARTTLS (RFC 6120 §5).
@@ -94,7 +94,7 @@ pub struct C2sConfig {
     pub resource_conflict: ResourceConflict,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain; with `key`. Omitted: a self-signed one under data_dir.
@@ -103,7 +103,7 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// `sqlite://path` or `postgres://...`. Omitted: `sqlite://DATA_DIR/jaseur.db`.
@@ -113,13 +113,13 @@ pub struct StorageConfig {
 }
 
 /// Which credential store authenticates a domain's accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthBackendKind {
     Internal,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub backend: AuthBackendKind,
@@ -135,7 +135,7 @@ pub struct AuthConfig {
     pub throttle_window: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// tracing filter: "info", "debug", "jaseur=debug,sqlx=warn", ...
@@ -143,27 +143,12 @@ pub struct LogConfig {
 }
 
 /// Settings that one served domain overrides.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DomainConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub auth_backend: Option<AuthBackendKind>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            c2s: C2sConfig::default(),
-            tls: TlsConfig::default(),
-            storage: StorageConfig::default(),
-            auth: AuthConfig::default(),
-            log: LogConfig::default(),
-            domain: BTreeMap::new(),
-            source: None,
-        }
-    }
 }
 
 impl Default for ServerConfig {
@@ -383,6 +368,50 @@ mod tests {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/jaseur.toml"));
         let c = Config::load(path).expect("the example config must stay valid");
         assert!(!c.server.domains.is_empty());
+    }
+
+    /// Every key of the configuration (as dotted paths), from the defaults.
+    fn default_keys() -> Vec<String> {
+        let text = toml::to_string(&Config::default()).expect("serialise defaults");
+        let table: toml::Table = text.parse().expect("reparse");
+        let mut keys = Vec::new();
+        for (section, value) in &table {
+            if let Some(t) = value.as_table() {
+                keys.extend(t.keys().map(|k| format!("{section}.{k}")));
+            }
+        }
+        // Optional keys have no default, so serialisation skips them: name them here.
+        keys.extend(
+            [
+                "tls.cert",
+                "tls.key",
+                "storage.url",
+                "domain.tls_cert",
+                "domain.tls_key",
+                "domain.auth_backend",
+            ]
+            .map(String::from),
+        );
+        keys
+    }
+
+    #[test]
+    fn example_and_docs_cover_every_key() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let example =
+            std::fs::read_to_string(format!("{root}/config/jaseur.toml")).expect("example");
+        let docs = std::fs::read_to_string(format!("{root}/docs/configuration.md")).expect("docs");
+        for key in default_keys() {
+            let name = key.rsplit('.').next().expect("key name");
+            assert!(
+                example.contains(&format!("{name} = ")),
+                "config/jaseur.toml does not document {key}"
+            );
+            assert!(
+                docs.contains(&format!("`{key}`")),
+                "docs/configuration.md does not document `{key}`"
+            );
+        }
     }
 
     #[test]

@@ -383,9 +383,7 @@ impl Established {
         };
         // RFC 6120 §8.1.2.1: the server stamps 'from'; a client may only repeat its own address.
         if let Some(from) = el.attr("from") {
-            let ok = Jid::new(from).is_ok_and(|j| {
-                j == Jid::from(self.jid.clone()) || j == Jid::from(self.jid.to_bare())
-            });
+            let ok = Jid::new(from).is_ok_and(|j| j == self.jid.clone() || j == self.jid.to_bare());
             if !ok {
                 return Err(End::Error(StreamError::new(
                     StreamCondition::InvalidFrom,
@@ -403,14 +401,55 @@ impl Established {
             return Ok(());
         }
         if kind == Kind::Presence && el.attr("to").is_none() {
+            let was_available = self.handle.priority.is_some_and(|p| p >= 0);
             self.track_presence(state, &el);
+            router::route(state, el).await;
+            if !was_available && self.handle.priority.is_some_and(|p| p >= 0) {
+                self.send_offline(state).await?;
+            }
+            return Ok(());
         }
         router::route(state, el).await;
         Ok(())
     }
 
+    /// XEP-0160: on the first available presence with a non-negative
+    /// priority, hand over stored messages, deleting each batch only once
+    /// it was written to the client.
+    async fn send_offline(&mut self, state: &ServerState) -> Result<(), End> {
+        use crate::features::offline::{self, OfflineStore};
+        let owner = self.jid.to_bare();
+        loop {
+            let batch = match state.storage.load_offline(&owner, offline::BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load offline messages");
+                    return Ok(());
+                }
+            };
+            let Some(last) = batch.last().map(|m| m.id) else {
+                return Ok(());
+            };
+            let mut out = Vec::new();
+            for m in &batch {
+                match offline::with_delay(m, owner.domain().as_str()) {
+                    Some(el) => out.extend_from_slice(&stanza::to_bytes(&el)),
+                    None => tracing::warn!(id = m.id, "dropping an unreadable offline message"),
+                }
+            }
+            self.stream.write_bytes(&out).await.map_err(End::Io)?;
+            if let Err(e) = state.storage.remove_offline(&owner, last).await {
+                tracing::error!(error = %e, "cannot remove delivered offline messages");
+                return Ok(());
+            }
+            if (batch.len() as i64) < offline::BATCH {
+                return Ok(());
+            }
+        }
+    }
+
     /// Remember the priority of broadcast presence for bare-JID delivery (RFC 6121 §4.7.2.3).
-    fn track_presence(&self, state: &ServerState, el: &Element) {
+    fn track_presence(&mut self, state: &ServerState, el: &Element) {
         let priority = match el.attr("type") {
             None => Some(
                 el.get_child("priority", ns::CLIENT)
@@ -421,6 +460,7 @@ impl Established {
             Some("unavailable") => None,
             Some(_) => return,
         };
+        self.handle.priority = priority;
         state
             .sessions
             .set_priority(&self.jid, self.handle.id, priority);

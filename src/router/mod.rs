@@ -105,10 +105,10 @@ pub async fn bounce(state: &ServerState, stanza: &Element, error: StanzaError) {
 }
 
 async fn to_server(state: &ServerState, kind: Kind, stanza: Element) {
-    if kind == Kind::Iq {
-        if let Some(reply) = features::handle_server_iq(state, &stanza).await {
-            Box::pin(route(state, reply)).await;
-        }
+    if kind == Kind::Iq
+        && let Some(reply) = features::handle_server_iq(state, &stanza).await
+    {
+        Box::pin(route(state, reply)).await;
     }
     // Messages and presence to the server itself are for later features
     // (announcements, probes); until then they are accepted and ignored.

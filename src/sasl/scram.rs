@@ -283,7 +283,15 @@ impl ScramServer {
                     return malformed("tls-server-end-point is not available on this connection");
                 }
             },
-            (_, Some(_)) => return Err(SaslError::UnsupportedChannelBinding),
+            (_, Some(name))
+                if !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') =>
+            {
+                return Err(SaslError::UnsupportedChannelBinding);
+            }
+            (_, Some(_)) => return malformed("bad channel-binding name"),
             _ => return malformed("bad GS2 channel-binding flag"),
         };
         let authzid = match authz {

@@ -116,7 +116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmlStream<S> {
     /// Read the peer's stream header.
     pub async fn read_header(&mut self) -> Result<StreamHeader, ReadError> {
         loop {
-            match self.framer.next().map_err(frame_error)? {
+            match self.framer.next_frame().map_err(frame_error)? {
                 Some(Frame::Header(range)) => {
                     let parsed = header::parse(self.framer.slice(range.clone()));
                     self.framer.consume(range.end);
@@ -140,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmlStream<S> {
     /// the future is dropped.
     pub async fn read_element(&mut self) -> Result<Incoming, ReadError> {
         loop {
-            match self.framer.next().map_err(frame_error)? {
+            match self.framer.next_frame().map_err(frame_error)? {
                 Some(Frame::Element(range)) => {
                     let parsed = parse_element(
                         self.framer.slice(range.clone()),

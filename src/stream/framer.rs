@@ -134,7 +134,7 @@ impl Framer {
     /// Scan what has been fed; return the next complete frame, if any.
     ///
     /// The caller must `consume` the frame's end before calling again.
-    pub fn next(&mut self) -> Result<Option<Frame>, FrameError> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         while self.pos < self.buf.len() {
             let b = self.buf[self.pos];
             let at = self.pos;
@@ -171,9 +171,7 @@ impl Framer {
                         self.lex = Lex::Decl(false);
                     }
                     _ => {
-                        if self.depth == 1 {
-                            self.start = Some(self.tag_start);
-                        } else if self.depth == 0 && self.start.is_none() {
+                        if self.depth == 1 || (self.depth == 0 && self.start.is_none()) {
                             self.start = Some(self.tag_start);
                         }
                         self.lex = Lex::StartTag;
@@ -306,7 +304,7 @@ mod tests {
         let mut out = Vec::new();
         for piece in input.as_bytes().chunks(chunk) {
             f.feed(piece);
-            while let Some(frame) = f.next()? {
+            while let Some(frame) = f.next_frame()? {
                 match frame {
                     Frame::Header(r) | Frame::Element(r) => {
                         out.push(String::from_utf8_lossy(f.slice(r.clone())).into_owned());
@@ -381,7 +379,7 @@ mod tests {
     fn idle_buffer_is_released() {
         let mut f = Framer::new(LIMITS);
         f.feed(b"<stream:stream><presence/>");
-        while let Some(frame) = f.next().expect("valid") {
+        while let Some(frame) = f.next_frame().expect("valid") {
             if let Frame::Header(r) | Frame::Element(r) = frame {
                 f.consume(r.end);
             }

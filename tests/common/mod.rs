@@ -55,6 +55,28 @@ impl Server {
         s
     }
 
+    /// A server whose `[c2s]` section also gets `keys` (TOML lines such as
+    /// `handshake_timeout = 2`): TOML forbids a second `[c2s]` table.
+    pub fn start_with_c2s(keys: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("jaseur.toml");
+        let text = config_text(&dir.path().join("data"), "").replacen(
+            "[c2s]\n",
+            &format!("[c2s]\n{}\n", keys.trim_end()),
+            1,
+        );
+        std::fs::write(&config, text).expect("config");
+        let mut s = Server {
+            dir,
+            config,
+            child: None,
+            c2s: "127.0.0.1:1".parse().expect("addr"),
+            direct_tls: "127.0.0.1:1".parse().expect("addr"),
+        };
+        s.launch();
+        s
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
