@@ -78,7 +78,9 @@ pub async fn run(slot: ConnectionSlot, tcp: TcpStream, peer: SocketAddr, direct_
         let _ = tcp.set_nodelay(true);
         let state = slot.state().clone();
         let deadline = Duration::from_secs(state.config.c2s.handshake_timeout);
-        let negotiation = negotiate(&state, tcp, peer, direct_tls);
+        // Boxed so that the negotiation's large state (TLS handshake, SASL) is
+        // freed once bound instead of sizing the session task for its lifetime.
+        let negotiation = Box::pin(negotiate(&state, tcp, peer, direct_tls));
         let established = match tokio::time::timeout(deadline, negotiation).await {
             Ok(Some(e)) => e,
             Ok(None) => return,
@@ -89,7 +91,7 @@ pub async fn run(slot: ConnectionSlot, tcp: TcpStream, peer: SocketAddr, direct_
         };
         tracing::Span::current().record("jid", tracing::field::display(&established.jid));
         tracing::info!("session bound");
-        established.run(&state).await;
+        Box::pin(established.run(&state)).await;
         drop(slot);
     }
     .instrument(span)
@@ -222,7 +224,9 @@ async fn negotiate(
         let result = async {
             plain.open(state, |_| starttls).await?;
             match read(&mut plain.stream).await? {
-                Incoming::Element(el) if el.is("starttls", ns::TLS) => Ok(()),
+                Incoming::Element(el) if el.is("starttls", ns::TLS) => {
+                    plain.stream.check_nothing_pending().map_err(End::Error)
+                }
                 Incoming::Element(_) => Err(End::Error(StreamError::new(
                     StreamCondition::PolicyViolation,
                     "STARTTLS is required",
@@ -241,13 +245,7 @@ async fn negotiate(
             .await
             .ok()?;
         domain = plain.domain.clone();
-        let tcp = match plain.stream.into_inner() {
-            Ok(tcp) => tcp,
-            Err(e) => {
-                tracing::info!(error = %e, "data sent after starttls: closing");
-                return None;
-            }
-        };
+        let tcp = plain.stream.into_inner();
         state
             .tls
             .acceptor()
@@ -276,16 +274,18 @@ async fn negotiate(
         s.open(state, |_| sasl::features(&mechs, &cb)).await?;
         let user = sasl::negotiate(state, &mut s.stream, &s.domain, peer.ip(), cb, &mechs).await?;
         s.stream.restart();
-        s.open(state, |_| bind::features()).await?;
-        bind::bind(state, &mut s.stream, user).await
+        let header = s.open(state, |_| bind::features()).await?;
+        let parts = bind::bind(state, &mut s.stream, user).await?;
+        Ok((parts, header.lang))
     }
     .await;
     match result {
-        Ok(parts) => Some(Established {
+        Ok((parts, lang)) => Some(Established {
             stream: s.stream,
             jid: parts.jid,
             handle: parts.handle,
             queue: parts.queue,
+            lang,
         }),
         Err(end) => {
             s.fail(end, state).await;
@@ -300,6 +300,8 @@ pub struct Established {
     pub jid: FullJid,
     pub handle: crate::router::sessions::SessionHandle,
     pub queue: mpsc::Receiver<Packet>,
+    /// The stream's xml:lang, given to stanzas that carry none (RFC 6120 §4.7.4).
+    pub lang: Option<String>,
 }
 
 impl Established {
@@ -392,6 +394,15 @@ impl Established {
             }
         }
         stanza::set_attr(&mut el, "from", self.jid.to_string());
+        if let Some(lang) = &self.lang
+            && el.attr_ns(ns::XML, "lang").is_none()
+        {
+            el.set_attr(
+                minidom::rxml::Namespace::xml().clone(),
+                crate::xmpp::error::rxml_name("lang"),
+                lang.clone(),
+            );
+        }
         if kind == Kind::Iq && el.attr("to").is_none() && bind::is_session_request(&el) {
             // RFC 3921 session establishment, still sent by old clients (Pidgin).
             let result = stanza::iq_result(&el, None);

@@ -285,3 +285,138 @@ pub async fn drain(state: &ServerState, mut queue: mpsc::Receiver<Packet>) {
         route(state, *stanza).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ResourceConflict};
+    use crate::router::sessions::{SessionControl, SessionHandle};
+    use std::sync::Arc;
+
+    async fn state(dir: &std::path::Path, queue: usize) -> Arc<ServerState> {
+        let mut config = Config::default();
+        config.server.data_dir = dir.to_owned();
+        config.c2s.queue_size = queue;
+        let storage = crate::storage::Storage::open(&config.storage_url(), 2)
+            .await
+            .expect("storage");
+        let tls = crate::stream::tls::Tls::new(&config).expect("tls");
+        Arc::new(ServerState::new(config, storage, tls, vec![7; 32]))
+    }
+
+    fn session(
+        state: &ServerState,
+        jid: &str,
+        queue: usize,
+    ) -> (SessionHandle, mpsc::Receiver<Packet>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let handle = SessionHandle {
+            id: state.sessions.next_id(),
+            jid: FullJid::new(jid).expect("jid"),
+            tx,
+            control: Arc::new(SessionControl::new(&state.shutdown)),
+            priority: Some(0),
+        };
+        state
+            .sessions
+            .bind(handle.clone(), ResourceConflict::Replace);
+        (handle, rx)
+    }
+
+    fn message(from: &str, to: &str, body: &str) -> Element {
+        format!("<message xmlns='jabber:client' from='{from}' to='{to}' type='chat'><body>{body}</body></message>")
+            .parse()
+            .expect("xml")
+    }
+
+    #[tokio::test]
+    async fn components_get_their_domain_and_bounce_when_full() {
+        let dir = tempfile::tempdir().expect("dir");
+        let state = state(dir.path(), 8).await;
+        let mut component = state.components.register("conference.localhost", 1);
+        let (_alice, mut alice_rx) = session(&state, "alice@localhost/a", 8);
+        route(
+            &state,
+            message("alice@localhost/a", "room@conference.localhost", "1"),
+        )
+        .await;
+        let got = component.try_recv().expect("delivered to the component");
+        assert_eq!(got.attr("to"), Some("room@conference.localhost"));
+        // The component's queue holds one: the next two fill it, then bounce.
+        route(
+            &state,
+            message("alice@localhost/a", "room@conference.localhost", "2"),
+        )
+        .await;
+        route(
+            &state,
+            message("alice@localhost/a", "room@conference.localhost", "3"),
+        )
+        .await;
+        let bounced = alice_rx.try_recv().expect("an error back to the sender");
+        assert_eq!(bounced.attr("type"), Some("error"));
+        assert!(
+            String::from_utf8_lossy(&crate::xmpp::stanza::to_bytes(&bounced))
+                .contains("resource-constraint")
+        );
+    }
+
+    #[tokio::test]
+    async fn slow_session_is_closed_and_nothing_is_lost() {
+        use crate::features::offline::OfflineStore;
+        let dir = tempfile::tempdir().expect("dir");
+        let state = state(dir.path(), 2).await;
+        use crate::auth::AccountStore;
+        let bob = jid::BareJid::new("bob@localhost").expect("jid");
+        let creds = crate::auth::StoredCredentials::from_password("x", 4096).expect("creds");
+        state.storage.create(&bob, &creds).await.expect("account");
+        let (handle, rx) = session(&state, "bob@localhost/b", 2);
+        for i in 0..5 {
+            route(
+                &state,
+                message("alice@localhost/a", "bob@localhost/b", &i.to_string()),
+            )
+            .await;
+        }
+        assert!(
+            handle.control.is_closing(),
+            "a full queue closes the session"
+        );
+        assert_eq!(
+            handle.control.reason().map(|r| r.condition),
+            Some(StreamCondition::PolicyViolation)
+        );
+        // What did not fit went offline; what was queued goes offline when the session drains.
+        assert_eq!(state.storage.count_offline(&bob).await.expect("count"), 3);
+        state.sessions.unbind(&handle.jid, handle.id);
+        drain(&state, rx).await;
+        let stored = state.storage.load_offline(&bob, 10).await.expect("load");
+        let bodies: Vec<_> = stored
+            .iter()
+            .map(|m| {
+                m.stanza
+                    .split("<body>")
+                    .nth(1)
+                    .and_then(|b| b.split('<').next())
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(bodies.len(), 5, "all five messages are kept: {bodies:?}");
+        let mut sorted = bodies.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["0", "1", "2", "3", "4"]);
+    }
+
+    #[tokio::test]
+    async fn bare_jid_goes_to_highest_priority() {
+        let dir = tempfile::tempdir().expect("dir");
+        let state = state(dir.path(), 8).await;
+        let (h1, mut rx1) = session(&state, "bob@localhost/one", 8);
+        let (_h2, mut rx2) = session(&state, "bob@localhost/two", 8);
+        state.sessions.set_priority(&h1.jid, h1.id, Some(5));
+        route(&state, message("alice@localhost/a", "bob@localhost", "hi")).await;
+        assert!(rx1.try_recv().is_ok());
+        assert!(rx2.try_recv().is_err());
+    }
+}

@@ -73,17 +73,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmlStream<S> {
         &self.io
     }
 
-    /// Unwrap the transport (for STARTTLS). Fails if the peer sent data after
-    /// the element that asked for TLS: such bytes would be plaintext injected
-    /// into the TLS session.
-    pub fn into_inner(self) -> Result<S, StreamError> {
-        if self.framer.has_pending() {
-            return Err(StreamError::new(
-                StreamCondition::PolicyViolation,
-                "data after <starttls/>",
-            ));
+    /// Fails if the peer sent more than whitespace after the element just
+    /// read: before STARTTLS such bytes would be plaintext injected into the
+    /// TLS session (clients commonly end `<starttls/>` with a newline).
+    pub fn check_nothing_pending(&self) -> Result<(), StreamError> {
+        if self.framer.pending_is_whitespace() {
+            return Ok(());
         }
-        Ok(self.io)
+        Err(StreamError::new(
+            StreamCondition::PolicyViolation,
+            "data after <starttls/>",
+        ))
+    }
+
+    /// Unwrap the transport (for STARTTLS), dropping pending whitespace.
+    pub fn into_inner(self) -> S {
+        self.io
     }
 
     /// Start a new stream on the same transport (after SASL success).

@@ -111,7 +111,14 @@ impl Framer {
         !self.buf.is_empty()
     }
 
-    /// The bytes of a frame returned by `next`.
+    /// Whether everything waiting is whitespace (allowed between elements).
+    pub fn pending_is_whitespace(&self) -> bool {
+        self.buf
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    }
+
+    /// The bytes of a frame returned by `next_frame`.
     pub fn slice(&self, range: Range<usize>) -> &[u8] {
         &self.buf[range]
     }
