@@ -286,6 +286,7 @@ async fn negotiate(
             handle: parts.handle,
             queue: parts.queue,
             lang,
+            unsent: Vec::new(),
         }),
         Err(end) => {
             s.fail(end, state).await;
@@ -302,6 +303,8 @@ pub struct Established {
     pub queue: mpsc::Receiver<Packet>,
     /// The stream's xml:lang, given to stanzas that carry none (RFC 6120 §4.7.4).
     pub lang: Option<String>,
+    /// Stanzas taken from the queue whose write did not complete.
+    unsent: Vec<Packet>,
 }
 
 impl Established {
@@ -318,6 +321,9 @@ impl Established {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.close()).await;
             }
             End::Closed | End::Io(_) => tracing::info!("connection lost"),
+        }
+        for stanza in std::mem::take(&mut self.unsent) {
+            router::route(state, *stanza).await;
         }
         router::drain(state, self.queue).await;
         tracing::info!("session closed");
@@ -359,17 +365,29 @@ impl Established {
         control: &crate::router::sessions::SessionControl,
     ) -> Result<(), End> {
         let mut out = stanza::to_bytes(&first);
+        let mut batch = vec![first];
         for _ in 0..WRITE_BATCH {
             match self.queue.try_recv() {
-                Ok(next) => out.extend_from_slice(&stanza::to_bytes(&next)),
+                Ok(next) => {
+                    out.extend_from_slice(&stanza::to_bytes(&next));
+                    batch.push(next);
+                }
                 Err(_) => break,
             }
         }
-        tokio::select! {
+        let result = tokio::select! {
             r = self.stream.write_bytes(&out) => r.map_err(End::Io),
             // A peer that stopped reading must not pin this task forever.
-            _ = control.cancelled() => Err(End::Closed),
+            _ = control.cancelled() => Err(End::Error(control.reason().unwrap_or_else(|| {
+                StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down")
+            }))),
+        };
+        if result.is_err() {
+            // Part of the batch may have reached the peer, but we cannot know
+            // which: route it all again (at least once beats lost).
+            self.unsent = batch;
         }
+        result
     }
 
     async fn handle_element(
