@@ -330,6 +330,15 @@ impl Config {
         }
     }
 
+    /// The first served domain, used when a client names none.
+    pub fn default_domain(&self) -> &str {
+        self.server
+            .domains
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost")
+    }
+
     /// Whether `domain` is served here.
     pub fn serves(&self, domain: &str) -> bool {
         self.server.domains.iter().any(|d| d == domain)

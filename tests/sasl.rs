@@ -372,7 +372,12 @@ async fn y_flag_when_plus_was_offered_is_a_downgrade() {
     assert!(outcome.starts_with(NOT_AUTHORIZED), "{outcome}");
     // SCRAM-SHA-1 too, by hand: "y,,n=alice,r=..." on a fresh stream.
     let mut c1 = client::starttls(&server).await;
-    send_auth(&mut c1, "SCRAM-SHA-1", &B64.encode("y,,n=alice,r=0123456789abcdef")).await;
+    send_auth(
+        &mut c1,
+        "SCRAM-SHA-1",
+        &B64.encode("y,,n=alice,r=0123456789abcdef"),
+    )
+    .await;
     let outcome = next_sasl(&mut c1).await;
     if outcome.starts_with("<challenge") {
         // Refusing only at the final step is allowed; the proof cannot be right anyway.

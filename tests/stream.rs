@@ -11,7 +11,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const STREAMS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+/// KiB in a MiB (rss_kib reports KiB).
 const MIB: u64 = 1024;
+/// How long a server that answers at once gets to send its stream error and close.
+const ERROR_WAIT: Duration = Duration::from_secs(5);
 
 /// Read until the server closes; assert it sent `<stream:error><condition/>`
 /// followed by `</stream:stream>`. Returns everything read.
@@ -20,7 +23,7 @@ async fn expect_stream_error<S: AsyncRead + AsyncWrite + Unpin>(
     condition: &str,
 ) -> String {
     let all = c
-        .read_to_close(WAIT)
+        .read_to_close(ERROR_WAIT)
         .await
         .unwrap_or_else(|e| panic!("server did not close after {condition}: {e}"));
     assert_stream_error(&all, condition);

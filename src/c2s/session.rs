@@ -106,64 +106,62 @@ struct Negotiating<S> {
 }
 
 impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Negotiating<S> {
-    /// Read the peer's header, answer with ours and the given features.
-    async fn open(
-        &mut self,
-        state: &ServerState,
-        features: impl FnOnce(&str) -> String,
-    ) -> Result<StreamHeader, End> {
+    /// Read the peer's header, answer with ours and then `features`.
+    async fn open(&mut self, state: &ServerState, features: &str) -> Result<StreamHeader, End> {
         let h = self.stream.read_header().await?;
-        let domain =
+        let wanted =
             h.to.clone()
-                .unwrap_or_else(|| state.config.server.domains[0].clone());
-        // A restart must stay on the domain the stream started with.
-        let known =
-            state.config.serves(&domain) && (self.domain.is_empty() || self.domain == domain);
-        if !self.domain.is_empty() && self.domain != domain {
-            return Err(End::Error(StreamError::new(
-                StreamCondition::HostUnknown,
-                "the domain changed on restart",
-            )));
-        }
-        self.domain = if known {
-            domain
-        } else {
-            state.config.server.domains[0].clone()
-        };
-        let id = stream_id();
-        let response = header::client_response(&self.domain, h.from.as_deref(), &id);
-        self.stream.write_str(&response).await.map_err(End::Io)?;
-        self.header_sent = true;
-        if !known {
-            return Err(End::Error(StreamError::new(
-                StreamCondition::HostUnknown,
-                "this server does not serve that domain",
-            )));
-        }
-        if h.default_ns.as_deref() != Some(ns::CLIENT) {
-            return Err(End::Error(StreamError::new(
-                StreamCondition::InvalidNamespace,
-                "expected jabber:client",
-            )));
-        }
-        if h.version
+                .unwrap_or_else(|| state.config.default_domain().to_owned());
+        let major_version = h
+            .version
             .as_deref()
             .and_then(|v| v.split('.').next())
-            .and_then(|m| m.parse::<u32>().ok())
-            .unwrap_or(0)
-            < 1
-        {
-            return Err(End::Error(StreamError::new(
+            .and_then(|m| m.parse::<u32>().ok());
+        let problem = if !self.domain.is_empty() && self.domain != wanted {
+            Some((
+                StreamCondition::HostUnknown,
+                "the domain changed on restart",
+            ))
+        } else if !state.config.serves(&wanted) {
+            Some((
+                StreamCondition::HostUnknown,
+                "this server does not serve that domain",
+            ))
+        } else if h.default_ns.as_deref() != Some(ns::CLIENT) {
+            Some((StreamCondition::InvalidNamespace, "expected jabber:client"))
+        } else if major_version.unwrap_or(0) < 1 {
+            Some((
                 StreamCondition::UnsupportedVersion,
                 "version 1.0 is required",
-            )));
+            ))
+        } else {
+            None
+        };
+        if self.domain.is_empty() && state.config.serves(&wanted) {
+            self.domain = wanted;
         }
-        let body = features(&self.domain);
+        // RFC 6120 §4.9.1.1: our header goes out even when an error follows it.
+        let response =
+            header::client_response(self.our_domain(state), h.from.as_deref(), &stream_id());
+        self.stream.write_str(&response).await.map_err(End::Io)?;
+        self.header_sent = true;
+        if let Some((condition, text)) = problem {
+            return Err(End::Error(StreamError::new(condition, text)));
+        }
         self.stream
-            .write_str(&format!("<stream:features>{body}</stream:features>"))
+            .write_str(&format!("<stream:features>{features}</stream:features>"))
             .await
             .map_err(End::Io)?;
         Ok(h)
+    }
+
+    /// The domain we speak for on this stream.
+    fn our_domain<'a>(&'a self, state: &'a ServerState) -> &'a str {
+        if self.domain.is_empty() {
+            state.config.default_domain()
+        } else {
+            &self.domain
+        }
     }
 
     /// End the stream after a failure, saying why when that helps the peer.
@@ -178,15 +176,8 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Negotiating<S> {
         };
         tracing::info!(error = %error, "closing stream");
         if !self.header_sent {
-            let domain = if self.domain.is_empty() {
-                &state.config.server.domains[0]
-            } else {
-                &self.domain
-            };
-            let _ = self
-                .stream
-                .write_str(&header::client_response(domain, None, &stream_id()))
-                .await;
+            let header = header::client_response(self.our_domain(state), None, &stream_id());
+            let _ = self.stream.write_str(&header).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.send_error(&error)).await;
     }
@@ -222,7 +213,7 @@ async fn negotiate(
         };
         let starttls = format!("<starttls xmlns='{}'><required/></starttls>", ns::TLS);
         let result = async {
-            plain.open(state, |_| starttls).await?;
+            plain.open(state, &starttls).await?;
             match read(&mut plain.stream).await? {
                 Incoming::Element(el) if el.is("starttls", ns::TLS) => {
                     plain.stream.check_nothing_pending().map_err(End::Error)
@@ -271,10 +262,10 @@ async fn negotiate(
             plus_advertised: mechs.iter().any(|m| m.is_plus()),
             ..cb
         };
-        s.open(state, |_| sasl::features(&mechs, &cb)).await?;
+        s.open(state, &sasl::features(&mechs, &cb)).await?;
         let user = sasl::negotiate(state, &mut s.stream, &s.domain, peer.ip(), cb, &mechs).await?;
         s.stream.restart();
-        let header = s.open(state, |_| bind::features()).await?;
+        let header = s.open(state, &bind::features()).await?;
         let parts = bind::bind(state, &mut s.stream, user).await?;
         Ok((parts, header.lang))
     }

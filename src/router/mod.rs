@@ -140,6 +140,19 @@ async fn to_full(state: &ServerState, kind: Kind, to: &FullJid, stanza: Element)
 async fn to_bare(state: &ServerState, kind: Kind, to: &BareJid, stanza: Element) {
     match kind {
         Kind::Iq => {
+            // RFC 6121 §8.5.1: no such account, no answer but an error.
+            match account_exists(state, to).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return bounce(
+                        state,
+                        &stanza,
+                        StanzaError::new(Condition::ServiceUnavailable),
+                    )
+                    .await;
+                }
+                Err(e) => return bounce(state, &stanza, e).await,
+            }
             if let Some(reply) = features::handle_account_iq(state, to, &stanza).await {
                 Box::pin(route(state, reply)).await;
             }
@@ -195,28 +208,30 @@ async fn message_to_bare(state: &ServerState, to: &BareJid, stanza: Element) {
     store_offline(state, to, stanza).await
 }
 
+/// Whether a local account exists (a bound session proves it without a query).
+async fn account_exists(state: &ServerState, user: &BareJid) -> Result<bool, StanzaError> {
+    use crate::auth::AccountStore;
+    if !state.sessions.of(user).is_empty() {
+        return Ok(true);
+    }
+    match state.storage.credentials(user).await {
+        Ok(c) => Ok(c.is_some()),
+        Err(e) => {
+            tracing::error!(user = %user, error = %e, "cannot check whether an account exists");
+            Err(StanzaError::new(Condition::InternalServerError))
+        }
+    }
+}
+
 /// Keep a message for an account with no session to take it.
 pub async fn store_offline(state: &ServerState, to: &BareJid, stanza: Element) {
-    use crate::auth::AccountStore;
-    match state.storage.credentials(to).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return bounce(
-                state,
-                &stanza,
-                StanzaError::new(Condition::ServiceUnavailable),
-            )
-            .await;
+    match account_exists(state, to).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let error = StanzaError::new(Condition::ServiceUnavailable);
+            return bounce(state, &stanza, error).await;
         }
-        Err(e) => {
-            tracing::error!(to = %to, error = %e, "cannot check the recipient account");
-            return bounce(
-                state,
-                &stanza,
-                StanzaError::new(Condition::InternalServerError),
-            )
-            .await;
-        }
+        Err(e) => return bounce(state, &stanza, e).await,
     }
     match state.storage.count_offline(to).await {
         Ok(n) if n >= OFFLINE_QUOTA => {

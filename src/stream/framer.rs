@@ -84,6 +84,8 @@ pub struct Framer {
     /// Where the tag being scanned began.
     tag_start: usize,
     header_seen: bool,
+    /// Qualified names of the open elements: the stream header's, then the stanza's.
+    open: Vec<Vec<u8>>,
 }
 
 impl Framer {
@@ -98,6 +100,7 @@ impl Framer {
             start: None,
             tag_start: 0,
             header_seen: false,
+            open: Vec::new(),
         }
     }
 
@@ -189,6 +192,10 @@ impl Framer {
                     b'>' => {
                         self.lex = Lex::Text;
                         let empty = at > 0 && self.buf[at - 1] == b'/';
+                        if !empty {
+                            let name = tag_name(&self.buf[self.tag_start + 1..at]);
+                            self.open.push(name.to_vec());
+                        }
                         if self.depth == 0 {
                             let start = self.start.take().unwrap_or(0);
                             self.depth = 1;
@@ -224,6 +231,13 @@ impl Framer {
                 Lex::EndTag => {
                     if b == b'>' {
                         self.lex = Lex::Text;
+                        let name = tag_name(&self.buf[self.tag_start + 2..at]);
+                        if self.open.pop().as_deref() != Some(name) {
+                            return Err(err(
+                                StreamCondition::NotWellFormed,
+                                "end tag does not match the open element",
+                            ));
+                        }
                         if self.depth <= 1 {
                             // Closing the stream itself.
                             self.depth = 0;
@@ -294,6 +308,15 @@ impl Framer {
         }
         Ok(())
     }
+}
+
+/// The qualified name at the start of a tag's bytes (after `<` or `</`).
+fn tag_name(tag: &[u8]) -> &[u8] {
+    let end = tag
+        .iter()
+        .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
+        .unwrap_or(tag.len());
+    &tag[..end]
 }
 
 #[cfg(test)]
@@ -380,6 +403,15 @@ mod tests {
                 .condition,
             StreamCondition::BadFormat
         );
+    }
+
+    #[test]
+    fn end_tags_must_match() {
+        for bad in ["<stream:stream><message><body></message>", "<stream:stream></message>"] {
+            let e = frames(bad, 3).expect_err(bad);
+            assert_eq!(e.condition, StreamCondition::NotWellFormed, "{bad}");
+        }
+        assert!(frames("<stream:stream><a ><b/></a ></stream:stream>", 2).is_ok());
     }
 
     #[test]
