@@ -407,7 +407,10 @@ mod tests {
 
     #[test]
     fn end_tags_must_match() {
-        for bad in ["<stream:stream><message><body></message>", "<stream:stream></message>"] {
+        for bad in [
+            "<stream:stream><message><body></message>",
+            "<stream:stream></message>",
+        ] {
             let e = frames(bad, 3).expect_err(bad);
             assert_eq!(e.condition, StreamCondition::NotWellFormed, "{bad}");
         }
