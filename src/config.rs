@@ -40,6 +40,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub limits: LimitsConfig,
     /// Per-domain overrides, keyed by a domain listed in `server.domains`.
     pub domain: BTreeMap<String, DomainConfig>,
     /// Where the file was read from (None: embedded defaults).
@@ -58,6 +59,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Seconds given to sessions to close when shutting down.
     pub shutdown_grace: u64,
+    /// Answer XEP-0092 software version requests.
+    pub software_version: bool,
+    /// XEP-0157 contact addresses by type (abuse, admin, feedback, sales, security, status, support).
+    pub contact: BTreeMap<String, Vec<String>>,
 }
 
 /// What to do when a client binds a resource already in use.
@@ -92,6 +97,10 @@ pub struct C2sConfig {
     /// Open client connections at most.
     pub max_connections: usize,
     pub resource_conflict: ResourceConflict,
+    /// Seconds of silence from a client before the server pings it (XEP-0199).
+    pub ping_interval: u64,
+    /// Seconds to answer that ping before the connection is considered dead.
+    pub ping_timeout: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -133,6 +142,8 @@ pub struct AuthConfig {
     pub throttle_max_ms: u64,
     /// Seconds after which failures are forgotten.
     pub throttle_window: u64,
+    /// Let clients create accounts with XEP-0077 in-band registration.
+    pub allow_registration: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -140,6 +151,34 @@ pub struct AuthConfig {
 pub struct LogConfig {
     /// tracing filter: "info", "debug", "jaseur=debug,sqlx=warn", ...
     pub level: String,
+}
+
+/// Per-account storage bounds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Messages kept for an account while it is offline.
+    pub offline_messages: i64,
+    /// Contacts in one roster.
+    pub roster_items: usize,
+    /// Bytes of one vCard (XEP-0054).
+    pub vcard_size: usize,
+    /// Bytes of private XML storage per account (XEP-0049).
+    pub private_size: usize,
+    /// Entries in one blocklist (XEP-0191).
+    pub blocklist_items: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            offline_messages: 1000,
+            roster_items: 2000,
+            vcard_size: 256 * 1024,
+            private_size: 256 * 1024,
+            blocklist_items: 1000,
+        }
+    }
 }
 
 /// Settings that one served domain overrides.
@@ -158,6 +197,8 @@ impl Default for ServerConfig {
             admins: Vec::new(),
             data_dir: PathBuf::from("data"),
             shutdown_grace: 5,
+            software_version: true,
+            contact: BTreeMap::new(),
         }
     }
 }
@@ -174,6 +215,8 @@ impl Default for C2sConfig {
             queue_size: 256,
             max_connections: 100_000,
             resource_conflict: ResourceConflict::Replace,
+            ping_interval: 300,
+            ping_timeout: 60,
         }
     }
 }
@@ -196,6 +239,7 @@ impl Default for AuthConfig {
             throttle_base_ms: 500,
             throttle_max_ms: 15_000,
             throttle_window: 900,
+            allow_registration: false,
         }
     }
 }
@@ -297,6 +341,25 @@ impl Config {
                 "c2s.queue_size",
                 "queue_size and max_connections must be above 0".into(),
             ));
+        }
+        if self.c2s.ping_interval == 0 || self.c2s.ping_timeout == 0 {
+            return Err(invalid(
+                "c2s.ping_interval",
+                "ping_interval and ping_timeout must be above 0".into(),
+            ));
+        }
+        for kind in self.server.contact.keys() {
+            if ![
+                "abuse", "admin", "feedback", "sales", "security", "status", "support",
+            ]
+            .contains(&kind.as_str())
+            {
+                return Err(invalid(
+                    &format!("server.contact.{kind}"),
+                    "XEP-0157 types are abuse, admin, feedback, sales, security, status, support"
+                        .into(),
+                ));
+            }
         }
         if self.auth.scram_iterations < 4096 {
             return Err(invalid(

@@ -420,6 +420,20 @@ impl Established {
             self.stream.write_element(&reply).await.map_err(End::Io)?;
             return Ok(());
         }
+        if el.attr("to").is_some() {
+            use crate::features::blocking::{self, Verdict};
+            match blocking::outbound(state, &self.jid.to_bare(), &el).await {
+                Verdict::Allow => {}
+                Verdict::Drop => return Ok(()),
+                Verdict::Reject(error) => {
+                    if !matches!(el.attr("type"), Some("error") | Some("result")) {
+                        let reply = error.reply_to(&el);
+                        self.stream.write_element(&reply).await.map_err(End::Io)?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
         if kind == Kind::Presence && el.attr("to").is_none() {
             let was_available = self.handle.priority.is_some_and(|p| p >= 0);
             self.track_presence(state, &el);

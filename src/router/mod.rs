@@ -17,9 +17,6 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use tokio::sync::mpsc;
 
-/// Most messages kept for one account while it is offline.
-pub const OFFLINE_QUOTA: i64 = 1000;
-
 /// Components (MUC, upload, ...) addressed by their own domain.
 #[derive(Debug, Default)]
 pub struct Components {
@@ -58,6 +55,12 @@ pub async fn route(state: &ServerState, stanza: Element) {
         }
     };
     let domain = to.domain().as_str();
+    if state.config.serves(domain)
+        && to.node().is_some()
+        && let Some(stop) = blocked_inbound(state, &to.to_bare(), &stanza).await
+    {
+        return stop;
+    }
     if state.config.serves(domain) {
         match (to.node(), to.try_as_full()) {
             (None, _) => to_server(state, kind, stanza).await,
@@ -88,6 +91,20 @@ pub async fn route(state: &ServerState, stanza: Element) {
             StanzaError::new(Condition::RemoteServerNotFound),
         )
         .await
+    }
+}
+
+/// XEP-0191: a stanza from someone the recipient blocks is dropped or refused.
+/// Returns Some(()) when the stanza must go no further.
+async fn blocked_inbound(state: &ServerState, to: &BareJid, stanza: &Element) -> Option<()> {
+    use features::blocking::{self, Verdict};
+    match blocking::inbound(state, to, stanza).await {
+        Verdict::Allow => None,
+        Verdict::Drop => Some(()),
+        Verdict::Reject(error) => {
+            bounce(state, stanza, error).await;
+            Some(())
+        }
     }
 }
 
@@ -234,7 +251,7 @@ pub async fn store_offline(state: &ServerState, to: &BareJid, stanza: Element) {
         Err(e) => return bounce(state, &stanza, e).await,
     }
     match state.storage.count_offline(to).await {
-        Ok(n) if n >= OFFLINE_QUOTA => {
+        Ok(n) if n >= state.config.limits.offline_messages => {
             return bounce(
                 state,
                 &stanza,

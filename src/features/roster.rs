@@ -1,0 +1,8 @@
+//! RFC 6121 §2: the roster
+
+use super::{IqRequest, IqResult};
+
+/// Answer a request.
+pub async fn handle(_req: &IqRequest<'_>) -> IqResult {
+    super::unavailable()
+}

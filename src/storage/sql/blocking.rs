@@ -1,0 +1,1 @@
+//! SQL for the blocking store (to be written).

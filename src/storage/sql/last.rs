@@ -1,0 +1,1 @@
+//! SQL for the last store (to be written).

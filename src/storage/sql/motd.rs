@@ -1,0 +1,1 @@
+//! SQL for the motd store (to be written).

@@ -1,0 +1,1 @@
+//! SQL for the private store (to be written).

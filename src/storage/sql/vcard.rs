@@ -1,0 +1,1 @@
+//! SQL for the vcard store (to be written).
