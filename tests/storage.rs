@@ -8,38 +8,6 @@ use jaseur::auth::{AccountStore, StoredCredentials};
 use jaseur::features::offline::OfflineStore;
 use jaseur::storage::{Backend, Storage};
 use jid::BareJid;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Where PostgreSQL is (the test script makes sure one runs).
-fn pg_base() -> String {
-    std::env::var("JASEUR_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-/// A new empty PostgreSQL database for one test.
-async fn fresh_pg() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    sqlx::any::install_default_drivers();
-    let name = format!(
-        "jaseur_t_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let admin = sqlx::AnyPool::connect(&format!("{}/test", pg_base()))
-        .await
-        .expect("PostgreSQL must run for the tests (scripts/test.sh starts it)");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(&admin)
-    .await
-    .expect("drop");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    format!("{}/{name}", pg_base())
-}
 
 fn jid(s: &str) -> BareJid {
     BareJid::new(s).expect("jid")
@@ -163,7 +131,7 @@ async fn contract_on_sqlite() {
 
 #[tokio::test]
 async fn contract_on_postgres() {
-    let url = fresh_pg().await;
+    let url = common::fresh_pg().await;
     let storage = Storage::open(&url, 4).await.expect("open postgres");
     assert_eq!(storage.backend(), Backend::Postgres);
     contract(&storage).await;
@@ -182,7 +150,7 @@ async fn in_memory_sqlite_is_refused() {
 
 #[tokio::test]
 async fn server_runs_on_postgres() {
-    let url = fresh_pg().await;
+    let url = common::fresh_pg().await;
     let server = common::Server::start_with(&format!("[storage]\nurl = \"{url}\"\n"));
     server.add_user("alice@localhost", "secret");
     server.add_user("bob@localhost", "secret");

@@ -236,3 +236,34 @@ impl Drop for Server {
         }
     }
 }
+
+/// Where PostgreSQL is (the test script makes sure one runs).
+pub fn pg_base() -> String {
+    std::env::var("JASEUR_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A new empty PostgreSQL database for one test.
+pub async fn fresh_pg() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    sqlx::any::install_default_drivers();
+    let name = format!(
+        "jaseur_t_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let admin = sqlx::AnyPool::connect(&format!("{}/test", pg_base()))
+        .await
+        .expect("PostgreSQL must run for the tests (scripts/test.sh starts it)");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&admin)
+    .await
+    .expect("drop");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    admin.close().await;
+    format!("{}/{name}", pg_base())
+}
