@@ -129,6 +129,8 @@ fn try_bind(
             tx,
             control: Arc::new(SessionControl::new(&state.shutdown)),
             priority: None,
+            presence: None,
+            roster_requested: false,
         };
         match state.sessions.bind(handle.clone(), policy) {
             BindOutcome::Bound(jid) => {

@@ -3,6 +3,7 @@
 
 use super::{bind, sasl};
 use crate::config::Config;
+use crate::features::presence;
 use crate::router::{self, sessions::Packet};
 use crate::sasl::scram::ChannelBinding;
 use crate::state::{ConnectionSlot, ServerState};
@@ -278,6 +279,7 @@ async fn negotiate(
             queue: parts.queue,
             lang,
             unsent: Vec::new(),
+            presence: presence::SessionPresence::default(),
         }),
         Err(end) => {
             s.fail(end, state).await;
@@ -296,6 +298,8 @@ pub struct Established {
     pub lang: Option<String>,
     /// Stanzas taken from the queue whose write did not complete.
     unsent: Vec<Packet>,
+    /// This session's presence state.
+    presence: presence::SessionPresence,
 }
 
 impl Established {
@@ -316,17 +320,43 @@ impl Established {
         for stanza in std::mem::take(&mut self.unsent) {
             router::route(state, *stanza).await;
         }
+        // RFC 6121 §4.5.2: contacts learn at once that this resource is gone.
+        presence::go_unavailable(state, &self.jid, self.handle.id, None, &mut self.presence).await;
         router::drain(state, self.queue).await;
         tracing::info!("session closed");
     }
 
     async fn serve(&mut self, state: &Arc<ServerState>) -> End {
         let control = self.handle.control.clone();
+        let interval = Duration::from_secs(state.config.c2s.ping_interval);
+        let timeout = Duration::from_secs(state.config.c2s.ping_timeout);
+        let mut last_heard = tokio::time::Instant::now();
+        let mut ping_sent: Option<tokio::time::Instant> = None;
         loop {
+            let deadline = match ping_sent {
+                Some(sent) => sent + timeout,
+                None => last_heard + interval,
+            };
             tokio::select! {
                 biased;
                 _ = control.cancelled() => {
                     return End::Error(control.reason().unwrap_or_else(|| StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down")));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    if ping_sent.is_some() {
+                        // XEP-0199 §4.2: a client that stopped answering is gone.
+                        return End::Error(StreamError::new(StreamCondition::ConnectionTimeout, "no answer to ping"));
+                    }
+                    let ping = format!(
+                        "<iq type='get' id='jaseur-ping' from='{}' to='{}'><ping xmlns='{}'/></iq>",
+                        crate::xmpp::escape(self.jid.domain().as_str()),
+                        crate::xmpp::escape(&self.jid.to_string()),
+                        ns::PING
+                    );
+                    if let Err(e) = self.stream.write_str(&ping).await {
+                        return End::Io(e);
+                    }
+                    ping_sent = Some(tokio::time::Instant::now());
                 }
                 packet = self.queue.recv() => {
                     let Some(first) = packet else { return End::Closed };
@@ -335,6 +365,8 @@ impl Established {
                     }
                 }
                 incoming = read(&mut self.stream) => {
+                    last_heard = tokio::time::Instant::now();
+                    ping_sent = None;
                     match incoming {
                         Ok(Incoming::Element(el)) => {
                             if let Err(e) = self.handle_element(state, el).await {
@@ -434,14 +466,8 @@ impl Established {
                 }
             }
         }
-        if kind == Kind::Presence && el.attr("to").is_none() {
-            let was_available = self.handle.priority.is_some_and(|p| p >= 0);
-            self.track_presence(state, &el);
-            router::route(state, el).await;
-            if !was_available && self.handle.priority.is_some_and(|p| p >= 0) {
-                self.send_offline(state).await?;
-            }
-            return Ok(());
+        if kind == Kind::Presence {
+            return self.handle_presence(state, el).await;
         }
         router::route(state, el).await;
         Ok(())
@@ -482,21 +508,37 @@ impl Established {
         }
     }
 
-    /// Remember the priority of broadcast presence for bare-JID delivery (RFC 6121 §4.7.2.3).
-    fn track_presence(&mut self, state: &ServerState, el: &Element) {
-        let priority = match el.attr("type") {
-            None => Some(
-                el.get_child("priority", ns::CLIENT)
-                    .and_then(|p| p.text().trim().parse::<i32>().ok())
-                    .map(|p| p.clamp(-128, 127) as i8)
-                    .unwrap_or(0),
-            ),
-            Some("unavailable") => None,
-            Some(_) => return,
-        };
-        self.handle.priority = priority;
-        state
-            .sessions
-            .set_priority(&self.jid, self.handle.id, priority);
+    /// Presence from the client: broadcast, directed, or subscription management.
+    async fn handle_presence(&mut self, state: &Arc<ServerState>, el: Element) -> Result<(), End> {
+        if el.attr("to").is_none() {
+            let initial =
+                presence::broadcast(state, &self.jid, self.handle.id, el, &mut self.presence).await;
+            self.handle.priority = state.sessions.get(&self.jid).and_then(|h| h.priority);
+            if initial {
+                self.send_offline(state).await?;
+                crate::features::announce::on_available(state, &self.jid).await;
+            }
+            return Ok(());
+        }
+        match el.attr("type") {
+            Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
+                let reply = el.clone();
+                if let Err(e) =
+                    presence::outbound_subscription(state, &self.jid.to_bare(), el).await
+                {
+                    self.stream
+                        .write_element(&e.reply_to(&reply))
+                        .await
+                        .map_err(End::Io)?;
+                }
+            }
+            // Probes are the server's business (RFC 6121 §4.3).
+            Some("probe") => {}
+            _ => {
+                presence::track_directed(&mut self.presence, &el);
+                router::route(state, el).await;
+            }
+        }
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub mod disco;
 pub mod last;
 pub mod offline;
 pub mod ping;
+pub mod presence;
 pub mod private;
 pub mod register;
 pub mod roster;
@@ -60,26 +61,26 @@ impl IqRequest<'_> {
     }
 }
 
-/// The reply to an iq addressed to the server's own domain, or None when
-/// nothing must be sent (results and errors addressed to us).
-pub async fn handle_server_iq(state: &ServerState, iq: &Element) -> Option<Element> {
+/// What to send for an iq addressed to the server's own domain, in order
+/// (nothing for results and errors addressed to us).
+pub async fn handle_server_iq(state: &ServerState, iq: &Element) -> Vec<Element> {
     handle(state, iq, None).await
 }
 
 /// The reply to an iq addressed to an account's bare JID, answered by the
 /// server on the account's behalf (RFC 6120 §10.5.3.1).
-pub async fn handle_account_iq(state: &ServerState, to: &BareJid, iq: &Element) -> Option<Element> {
+pub async fn handle_account_iq(state: &ServerState, to: &BareJid, iq: &Element) -> Vec<Element> {
     handle(state, iq, Some(to.clone())).await
 }
 
-async fn handle(state: &ServerState, iq: &Element, to: Option<BareJid>) -> Option<Element> {
+async fn handle(state: &ServerState, iq: &Element, to: Option<BareJid>) -> Vec<Element> {
     let (kind, payload) = match request(iq) {
         Ok(Some(p)) => p,
-        Ok(None) => return None,
-        Err(e) => return Some(e.reply_to(iq)),
+        Ok(None) => return Vec::new(),
+        Err(e) => return vec![e.reply_to(iq)],
     };
     let Some(from) = iq.attr("from").and_then(|f| Jid::new(f).ok()) else {
-        return Some(StanzaError::new(Condition::BadRequest).reply_to(iq));
+        return vec![StanzaError::new(Condition::BadRequest).reply_to(iq)];
     };
     let req = IqRequest {
         state,
@@ -102,13 +103,17 @@ async fn handle(state: &ServerState, iq: &Element, to: Option<BareJid>) -> Optio
         (false, "query", ns::REGISTER) => register::handle(&req).await,
         (false, "command", ns::COMMANDS) => announce::command(&req).await,
         // An account.
-        (true, "query", ns::ROSTER) => roster::handle(&req).await,
+        (true, "query", ns::ROSTER) => {
+            return roster::handle(&req)
+                .await
+                .unwrap_or_else(|e| vec![e.reply_to(iq)]);
+        }
         (true, "vCard", ns::VCARD) => vcard::handle(&req).await,
         (true, "query", ns::PRIVATE) => private::handle(&req).await,
         (true, "blocklist" | "block" | "unblock", ns::BLOCKING) => blocking::handle(&req).await,
         _ => Err(StanzaError::new(Condition::ServiceUnavailable)),
     };
-    Some(reply(iq, answer))
+    vec![reply(iq, answer)]
 }
 
 /// Split a request into its type and single payload; Ok(None) for results and errors.

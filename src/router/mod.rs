@@ -39,7 +39,17 @@ impl Components {
 }
 
 /// Route a stanza whose `from` was already stamped by the sender's session.
-pub async fn route(state: &ServerState, stanza: Element) {
+///
+/// Boxed because features answer by routing again (a roster push, a probe
+/// answer), which makes routing recursive.
+pub fn route<'a>(
+    state: &'a ServerState,
+    stanza: Element,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(route_now(state, stanza))
+}
+
+async fn route_now(state: &ServerState, stanza: Element) {
     let Some(kind) = Kind::of(&stanza) else {
         return;
     };
@@ -64,6 +74,10 @@ pub async fn route(state: &ServerState, stanza: Element) {
     if state.config.serves(domain) {
         match (to.node(), to.try_as_full()) {
             (None, _) => to_server(state, kind, stanza).await,
+            // Subscription state belongs to the account, whatever resource is named.
+            (Some(_), Ok(full)) if kind == Kind::Presence && is_subscription(&stanza) => {
+                to_bare(state, kind, &full.to_bare(), stanza).await
+            }
             (Some(_), Ok(full)) => {
                 let full = full.clone();
                 to_full(state, kind, &full, stanza).await
@@ -94,6 +108,14 @@ pub async fn route(state: &ServerState, stanza: Element) {
     }
 }
 
+/// Presence handled by the subscription machinery rather than delivered as is.
+fn is_subscription(presence: &Element) -> bool {
+    matches!(
+        presence.attr("type"),
+        Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed" | "probe")
+    )
+}
+
 /// XEP-0191: a stanza from someone the recipient blocks is dropped or refused.
 /// Returns Some(()) when the stanza must go no further.
 async fn blocked_inbound(state: &ServerState, to: &BareJid, stanza: &Element) -> Option<()> {
@@ -118,14 +140,14 @@ pub async fn bounce(state: &ServerState, stanza: &Element, error: StanzaError) {
     if reply.attr("to").is_none() {
         return;
     }
-    Box::pin(route(state, reply)).await
+    route(state, reply).await
 }
 
 async fn to_server(state: &ServerState, kind: Kind, stanza: Element) {
-    if kind == Kind::Iq
-        && let Some(reply) = features::handle_server_iq(state, &stanza).await
-    {
-        Box::pin(route(state, reply)).await;
+    if kind == Kind::Iq {
+        for reply in features::handle_server_iq(state, &stanza).await {
+            route(state, reply).await;
+        }
     }
     // Messages and presence to the server itself are for later features
     // (announcements, probes); until then they are accepted and ignored.
@@ -170,13 +192,16 @@ async fn to_bare(state: &ServerState, kind: Kind, to: &BareJid, stanza: Element)
                 }
                 Err(e) => return bounce(state, &stanza, e).await,
             }
-            if let Some(reply) = features::handle_account_iq(state, to, &stanza).await {
-                Box::pin(route(state, reply)).await;
+            for reply in features::handle_account_iq(state, to, &stanza).await {
+                route(state, reply).await;
             }
         }
         Kind::Presence => {
+            if is_subscription(&stanza) {
+                return features::presence::inbound(state, to, stanza).await;
+            }
             for s in state.sessions.of(to) {
-                if s.priority.is_some() {
+                if s.presence.is_some() {
                     deliver(state, &s, stanza.clone()).await;
                 }
             }
@@ -348,6 +373,8 @@ mod tests {
             tx,
             control: Arc::new(SessionControl::new(&state.shutdown)),
             priority: Some(0),
+            presence: Some(Arc::new(Element::bare("presence", "jabber:client"))),
+            roster_requested: false,
         };
         state
             .sessions
@@ -446,7 +473,9 @@ mod tests {
         let state = state(dir.path(), 8).await;
         let (h1, mut rx1) = session(&state, "bob@localhost/one", 8);
         let (_h2, mut rx2) = session(&state, "bob@localhost/two", 8);
-        state.sessions.set_priority(&h1.jid, h1.id, Some(5));
+        state
+            .sessions
+            .set_presence(&h1.jid, h1.id, Some(5), h1.presence.clone());
         route(&state, message("alice@localhost/a", "bob@localhost", "hi")).await;
         assert!(rx1.try_recv().is_ok());
         assert!(rx2.try_recv().is_err());

@@ -75,6 +75,10 @@ pub struct SessionHandle {
     pub control: Arc<SessionControl>,
     /// Presence priority once the session sent available presence.
     pub priority: Option<i8>,
+    /// The session's last available presence (answers probes), None while unavailable.
+    pub presence: Option<Arc<Element>>,
+    /// The session asked for the roster, so it gets roster pushes (RFC 6121 §2.1.6).
+    pub roster_requested: bool,
 }
 
 /// Outcome of trying to bind a resource.
@@ -163,14 +167,32 @@ impl Sessions {
             .unwrap_or_default()
     }
 
-    /// Record a session's presence priority (None: unavailable).
-    pub fn set_priority(&self, jid: &FullJid, id: SessionId, priority: Option<i8>) {
+    /// Record a session's presence (None: unavailable).
+    pub fn set_presence(
+        &self,
+        jid: &FullJid,
+        id: SessionId,
+        priority: Option<i8>,
+        presence: Option<Arc<Element>>,
+    ) {
         let mut map = self.by_bare.write().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = map
             .get_mut(&jid.to_bare())
             .and_then(|l| l.iter_mut().find(|h| h.id == id))
         {
             h.priority = priority;
+            h.presence = presence;
+        }
+    }
+
+    /// Note that the session bound to `jid` asked for its roster.
+    pub fn set_roster_requested(&self, jid: &FullJid) {
+        let mut map = self.by_bare.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = map
+            .get_mut(&jid.to_bare())
+            .and_then(|l| l.iter_mut().find(|h| &h.jid == jid))
+        {
+            h.roster_requested = true;
         }
     }
 
@@ -207,6 +229,8 @@ mod tests {
                 tx,
                 control: Arc::new(SessionControl::new(root)),
                 priority: None,
+                presence: None,
+                roster_requested: false,
             },
             rx,
         )

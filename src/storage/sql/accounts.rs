@@ -20,6 +20,16 @@ fn decode(s: &str) -> Result<Vec<u8>, StorageError> {
         .map_err(|e| StorageError::Invalid(format!("corrupt credentials in database: {e}")))
 }
 
+/// Every table holding per-account data, keyed by (domain, username):
+/// deleting an account empties them in the same transaction.
+const USER_TABLES: &[&str] = &[
+    "offline_messages",
+    "roster_items",
+    "roster_groups",
+    "roster_versions",
+    "subscription_requests",
+];
+
 const INSERT: &str = "INSERT INTO accounts (domain, username, iterations, salt, sha1_stored_key, \
     sha1_server_key, sha256_stored_key, sha256_server_key, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (domain, username) DO NOTHING";
@@ -90,11 +100,15 @@ impl AccountStore for Storage {
     async fn delete(&self, user: &BareJid) -> Result<bool, StorageError> {
         let (domain, username) = parts(user);
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM offline_messages WHERE domain = $1 AND username = $2")
+        for table in USER_TABLES {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE domain = $1 AND username = $2"
+            )))
             .bind(domain)
             .bind(username)
             .execute(&mut *tx)
             .await?;
+        }
         let done = sqlx::query("DELETE FROM accounts WHERE domain = $1 AND username = $2")
             .bind(domain)
             .bind(username)

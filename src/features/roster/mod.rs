@@ -1,0 +1,194 @@
+//! RFC 6121 §2: the roster (get, set, remove, pushes), with roster
+//! versioning (XEP-0237, now RFC 6121 §2.6).
+
+pub mod store;
+
+use super::IqRequest;
+use crate::state::ServerState;
+use crate::xmpp::error::{Condition, StanzaError};
+use crate::xmpp::ns;
+use crate::xmpp::stanza::{self, set_attr};
+use jid::{BareJid, Jid};
+use minidom::Element;
+use store::{RosterItem, RosterStore, Subscription};
+
+/// Longest group name and item name accepted, in bytes.
+const MAX_NAME: usize = 1024;
+
+fn internal(e: &dyn std::fmt::Display) -> StanzaError {
+    tracing::error!(error = %e, "roster storage failed");
+    StanzaError::new(Condition::InternalServerError)
+}
+
+/// An item as it appears in a roster result or push.
+pub fn item_element(item: &RosterItem) -> Element {
+    let mut el = Element::bare("item", ns::ROSTER);
+    set_attr(&mut el, "jid", item.contact.as_str());
+    if let Some(name) = &item.name {
+        set_attr(&mut el, "name", name.as_str());
+    }
+    set_attr(&mut el, "subscription", item.subscription.as_str());
+    if item.ask && item.subscription != Subscription::Remove {
+        set_attr(&mut el, "ask", "subscribe");
+    }
+    if item.subscription != Subscription::Remove {
+        for g in &item.groups {
+            el.append_child(
+                Element::builder("group", ns::ROSTER)
+                    .append(g.as_str())
+                    .build(),
+            );
+        }
+    }
+    el
+}
+
+fn push_iq(to: &Jid, item: &RosterItem, version: i64) -> Element {
+    let mut query = Element::bare("query", ns::ROSTER);
+    set_attr(&mut query, "ver", version.to_string());
+    query.append_child(item_element(item));
+    let mut iq = Element::bare("iq", ns::CLIENT);
+    let id: [u8; 6] = rand::random();
+    set_attr(
+        &mut iq,
+        "id",
+        format!(
+            "push-{}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    );
+    set_attr(&mut iq, "type", "set");
+    set_attr(&mut iq, "to", to.to_string());
+    iq.append_child(query);
+    iq
+}
+
+/// Store a changed item and push it to every resource that asked for the roster.
+pub async fn save(
+    state: &ServerState,
+    owner: &BareJid,
+    item: &RosterItem,
+) -> Result<i64, StanzaError> {
+    let version = state
+        .storage
+        .put_roster_item(owner, item)
+        .await
+        .map_err(|e| internal(&e))?;
+    for session in state.sessions.of(owner) {
+        if session.roster_requested {
+            crate::router::deliver(
+                state,
+                &session,
+                push_iq(&Jid::from(session.jid.clone()), item, version),
+            )
+            .await;
+        }
+    }
+    Ok(version)
+}
+
+/// The roster iq: returns the reply and, for versioned gets, the pushes that follow it.
+pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
+    req.owner_only()?;
+    let owner = req.from.to_bare();
+    if req.set {
+        set(req, &owner).await?;
+        return Ok(vec![stanza::iq_result(req.iq, None)]);
+    }
+    if let Ok(full) = req.from.clone().try_into_full() {
+        req.state.sessions.set_roster_requested(&full);
+    }
+    let known = req.payload.attr("ver").and_then(|v| v.parse::<i64>().ok());
+    if let Some(since) = known {
+        let (changes, current) = req
+            .state
+            .storage
+            .roster_changes(&owner, since)
+            .await
+            .map_err(|e| internal(&e))?;
+        if since <= current {
+            // RFC 6121 §2.6.3: an empty result, then a push per change.
+            let mut out = vec![stanza::iq_result(req.iq, None)];
+            for item in &changes {
+                out.push(push_iq(&req.from, item, item.version));
+            }
+            return Ok(out);
+        }
+    }
+    let (items, version) = req
+        .state
+        .storage
+        .roster(&owner)
+        .await
+        .map_err(|e| internal(&e))?;
+    let mut query = Element::bare("query", ns::ROSTER);
+    set_attr(&mut query, "ver", version.to_string());
+    for item in &items {
+        query.append_child(item_element(item));
+    }
+    Ok(vec![stanza::iq_result(req.iq, Some(query))])
+}
+
+async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<(), StanzaError> {
+    let mut items = req.payload.children().filter(|c| c.is("item", ns::ROSTER));
+    let (Some(el), None) = (items.next(), items.next()) else {
+        return Err(StanzaError::new(Condition::BadRequest)
+            .with_text("a roster set carries exactly one item"));
+    };
+    let contact = el
+        .attr("jid")
+        .and_then(|j| BareJid::new(j).ok())
+        .ok_or_else(|| {
+            StanzaError::new(Condition::BadRequest).with_text("the item needs a bare JID")
+        })?;
+    let state = req.state;
+    let existing = state
+        .storage
+        .roster_item(owner, &contact)
+        .await
+        .map_err(|e| internal(&e))?;
+    if el.attr("subscription") == Some("remove") {
+        let Some(item) = existing else {
+            return Err(StanzaError::new(Condition::ItemNotFound));
+        };
+        return super::presence::remove_contact(state, owner, item).await;
+    }
+    let mut groups: Vec<String> = Vec::new();
+    for g in el.children().filter(|c| c.is("group", ns::ROSTER)) {
+        let name = g.text();
+        if name.is_empty() || name.len() > MAX_NAME {
+            return Err(StanzaError::new(Condition::NotAcceptable)
+                .with_text("group names must be 1 to 1024 bytes"));
+        }
+        if groups.contains(&name) {
+            return Err(StanzaError::new(Condition::BadRequest).with_text("duplicate group"));
+        }
+        groups.push(name);
+    }
+    let name = el.attr("name").filter(|n| !n.is_empty()).map(str::to_owned);
+    if name.as_ref().is_some_and(|n| n.len() > MAX_NAME) {
+        return Err(
+            StanzaError::new(Condition::NotAcceptable).with_text("names are limited to 1024 bytes")
+        );
+    }
+    let mut item = match existing {
+        Some(item) => item,
+        None => {
+            let size = state
+                .storage
+                .roster_size(owner)
+                .await
+                .map_err(|e| internal(&e))?;
+            if size >= state.config.limits.roster_items as i64 {
+                return Err(
+                    StanzaError::new(Condition::PolicyViolation).with_text("the roster is full")
+                );
+            }
+            RosterItem::new(contact)
+        }
+    };
+    item.name = name;
+    item.groups = groups;
+    save(state, owner, &item).await?;
+    Ok(())
+}
