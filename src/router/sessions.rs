@@ -205,6 +205,16 @@ impl Sessions {
         sessions.len()
     }
 
+    /// Every live session (for server-wide announcements; rare, so a copy is fine).
+    pub fn all(&self) -> Vec<SessionHandle> {
+        let map = self.by_bare.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .flatten()
+            .filter(|h| !h.control.is_closing())
+            .cloned()
+            .collect()
+    }
+
     /// Number of bound sessions.
     pub fn count(&self) -> usize {
         let map = self.by_bare.read().unwrap_or_else(|p| p.into_inner());
