@@ -92,6 +92,7 @@ pub async fn run(
     admin: admin::Server,
     state: Arc<ServerState>,
 ) -> anyhow::Result<()> {
+    crate::features::last::mark_start();
     let tasks = TaskTracker::new();
     let starttls = Listeners::addrs(&listeners.starttls);
     let direct = Listeners::addrs(&listeners.direct_tls);

@@ -91,6 +91,16 @@ pub async fn negotiate(
             Incoming::Element(el) => el,
             Incoming::End => return Err(End::PeerClosed),
         };
+        if auth.is("iq", ns::CLIENT) {
+            // XEP-0077 §3.1: an unregistered client may register before it
+            // authenticates; each iq counts as one of the connection's attempts.
+            if let Some(reply) =
+                crate::features::register::handle_unauthenticated(state, domain, ip, &auth).await
+            {
+                stream.write_element(&reply).await.map_err(End::Io)?;
+            }
+            continue;
+        }
         if !auth.is("auth", ns::SASL) {
             return Err(End::Error(StreamError::new(
                 StreamCondition::NotAuthorized,

@@ -263,10 +263,19 @@ async fn negotiate(
             plus_advertised: mechs.iter().any(|m| m.is_plus()),
             ..cb
         };
-        s.open(state, &sasl::features(&mechs, &cb)).await?;
+        let mut features = sasl::features(&mechs, &cb);
+        if let Some(register) = crate::features::register::stream_feature(state) {
+            features.push_str(register);
+        }
+        s.open(state, &features).await?;
         let user = sasl::negotiate(state, &mut s.stream, &s.domain, peer.ip(), cb, &mechs).await?;
         s.stream.restart();
-        let header = s.open(state, &bind::features()).await?;
+        let features = format!(
+            "{}{}",
+            bind::features(),
+            crate::features::disco::caps_element(&state.config)
+        );
+        let header = s.open(state, &features).await?;
         let parts = bind::bind(state, &mut s.stream, user).await?;
         Ok((parts, header.lang))
     }
@@ -310,6 +319,21 @@ impl Established {
         match end {
             End::Error(reason) => {
                 tracing::info!(error = %reason, "closing stream");
+                if reason.condition == StreamCondition::NotAuthorized {
+                    // The account is gone (deleted or removed by its owner): what
+                    // was queued, such as the removal's own result, is written
+                    // before closing, since re-routing it leads nowhere.
+                    while let Ok(p) = self.queue.try_recv() {
+                        let bytes = stanza::to_bytes(&p);
+                        match tokio::time::timeout(CLOSE_TIMEOUT, self.stream.write_bytes(&bytes)).await {
+                            Ok(Ok(())) => {}
+                            _ => {
+                                self.unsent.push(p);
+                                break;
+                            }
+                        }
+                    }
+                }
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.send_error(&reason)).await;
             }
             End::PeerClosed => {

@@ -103,6 +103,7 @@ async fn handle(state: &ServerState, iq: &Element, to: Option<BareJid>) -> Vec<E
         (false, "query", ns::REGISTER) => register::handle(&req).await,
         (false, "command", ns::COMMANDS) => announce::command(&req).await,
         // An account.
+        (true, "query", ns::REGISTER) if req.from_owner() => register::handle(&req).await,
         (true, "query", ns::ROSTER) => {
             return roster::handle(&req)
                 .await
@@ -140,9 +141,4 @@ fn reply(iq: &Element, answer: IqResult) -> Element {
         Ok(payload) => crate::xmpp::stanza::iq_result(iq, payload),
         Err(e) => e.reply_to(iq),
     }
-}
-
-/// A handler not written yet.
-pub(crate) fn unavailable() -> IqResult {
-    Err(StanzaError::new(Condition::ServiceUnavailable))
 }

@@ -27,3 +27,6 @@ pub const BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
 pub const CAPS: &str = "http://jabber.org/protocol/caps";
 pub const DATA_FORMS: &str = "jabber:x:data";
 pub const IDLE: &str = "urn:xmpp:idle:1";
+pub const SERVER: &str = "jabber:server";
+pub const REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
+pub const ADMIN: &str = "http://jabber.org/protocol/admin";

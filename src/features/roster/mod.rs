@@ -63,6 +63,18 @@ fn push_iq(to: &Jid, item: &RosterItem, version: i64) -> Element {
     iq
 }
 
+/// Whether `contact` may see `owner`'s presence (subscription from or both),
+/// the test XEP-0030 §8 and XEP-0012 apply to questions about an account.
+pub async fn is_subscribed(state: &ServerState, owner: &BareJid, contact: &BareJid) -> bool {
+    match state.storage.roster_item(owner, contact).await {
+        Ok(item) => item.is_some_and(|i| i.subscription.from()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a roster item");
+            false
+        }
+    }
+}
+
 /// Store a changed item and push it to every resource that asked for the roster.
 pub async fn save(
     state: &ServerState,

@@ -28,6 +28,7 @@ const USER_TABLES: &[&str] = &[
     "roster_groups",
     "roster_versions",
     "subscription_requests",
+    "last_activity",
 ];
 
 const INSERT: &str = "INSERT INTO accounts (domain, username, iterations, salt, sha1_stored_key, \
