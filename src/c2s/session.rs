@@ -325,7 +325,9 @@ impl Established {
                     // before closing, since re-routing it leads nowhere.
                     while let Ok(p) = self.queue.try_recv() {
                         let bytes = stanza::to_bytes(&p);
-                        match tokio::time::timeout(CLOSE_TIMEOUT, self.stream.write_bytes(&bytes)).await {
+                        match tokio::time::timeout(CLOSE_TIMEOUT, self.stream.write_bytes(&bytes))
+                            .await
+                        {
                             Ok(Ok(())) => {}
                             _ => {
                                 self.unsent.push(p);

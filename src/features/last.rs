@@ -61,7 +61,9 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
         return Ok(Some(query(uptime(), "")));
     };
     // §3: only those allowed to see the account's presence may ask.
-    if !req.from_owner() && !super::roster::is_subscribed(req.state, user, &req.from.to_bare()).await {
+    if !req.from_owner()
+        && !super::roster::is_subscribed(req.state, user, &req.from.to_bare()).await
+    {
         return Err(StanzaError::new(Condition::Forbidden));
     }
     // §3: "at least one connected or available resource" means 0 and no text.
