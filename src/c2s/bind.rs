@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 /// Requests tolerated before the client binds.
 const MAX_PRE_BIND: usize = 16;
 
-/// The features offered after authentication.
+/// The features offered after authentication, with roster versioning
+/// (RFC 6121 §2.6.1: clients only send `ver` when it is advertised).
 pub fn features() -> String {
     format!(
-        "<bind xmlns='{}'/><session xmlns='{}'><optional/></session>",
+        "<bind xmlns='{}'/><session xmlns='{}'><optional/></session><ver xmlns='urn:xmpp:features:rosterver'/>",
         ns::BIND,
         ns::SESSION
     )
