@@ -23,6 +23,8 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// Keys fake SCRAM salts for unknown users (kept across restarts).
     pub secret: Vec<u8>,
+    /// XEP-0191 blocklists of recently active accounts.
+    pub blocklists: crate::features::blocking::Cache,
     connections: AtomicUsize,
 }
 
@@ -43,6 +45,7 @@ impl ServerState {
             tls,
             shutdown: CancellationToken::new(),
             secret,
+            blocklists: crate::features::blocking::Cache::default(),
             connections: AtomicUsize::new(0),
         }
     }

@@ -355,6 +355,10 @@ async fn requests_wait_for_login_and_preapproval_and_removal() {
     available(&mut dave, "pd").await;
     dave.send("<presence to='alice@localhost' type='subscribed'/>")
         .await;
+    // Sessions work in parallel: make sure the pre-approval is stored first.
+    dave.send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    stanza_with(&mut dave, &["id='sync'"]).await;
     alice
         .send("<presence to='dave@localhost' type='subscribe'/>")
         .await;

@@ -84,6 +84,7 @@ fn execute(state: &ServerState, line: &str) -> String {
         (Some("ping"), None, None) => "ok".into(),
         (Some("close-sessions"), Some(jid), None) => match jid::BareJid::new(jid) {
             Ok(bare) => {
+                state.blocklists.forget(&bare);
                 let n = state.sessions.close_account(
                     &bare,
                     &StreamError::new(StreamCondition::NotAuthorized, "this account was deleted"),

@@ -490,6 +490,13 @@ impl Established {
                     }
                     return Ok(());
                 }
+                Verdict::Blocked => {
+                    if !matches!(el.attr("type"), Some("error") | Some("result")) {
+                        let reply = blocking::blocked_error(&el);
+                        self.stream.write_element(&reply).await.map_err(End::Io)?;
+                    }
+                    return Ok(());
+                }
             }
         }
         if kind == Kind::Presence {

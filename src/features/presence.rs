@@ -60,6 +60,22 @@ pub fn priority_of(el: &Element) -> i8 {
         .unwrap_or(0)
 }
 
+/// The contacts of `user` that receive its presence (subscription from or
+/// both), less those it blocks (XEP-0191 §3.3).
+async fn presence_watchers(
+    state: &ServerState,
+    user: &BareJid,
+    contacts: &[RosterItem],
+) -> Vec<BareJid> {
+    let mut out = Vec::new();
+    for c in contacts.iter().filter(|c| c.subscription.from()) {
+        if !super::blocking::blocks(state, user, &Jid::from(c.contact.clone())).await {
+            out.push(c.contact.clone());
+        }
+    }
+    out
+}
+
 /// Queue `el` for every available session of `user`.
 async fn to_available(state: &ServerState, user: &BareJid, el: &Element) {
     for s in state.sessions.of(user) {
@@ -94,8 +110,8 @@ pub async fn broadcast(
                 others_to_self(state, jid, id).await;
                 pending_requests(state, jid).await;
             }
-            for c in contacts.iter().filter(|c| c.subscription.from()) {
-                router::route(state, addressed(&el, c.contact.as_str())).await;
+            for contact in presence_watchers(state, &user, &contacts).await {
+                router::route(state, addressed(&el, contact.as_str())).await;
             }
             to_available(state, &user, &addressed(&el, user.as_str())).await;
             initial && priority >= 0
@@ -227,8 +243,10 @@ pub async fn answer_probe(state: &ServerState, contact: &BareJid, asker: &Jid) {
             return;
         }
     };
-    if !item.is_some_and(|i| i.subscription.from()) {
-        // Not subscribed: reveal nothing.
+    if !item.is_some_and(|i| i.subscription.from())
+        || super::blocking::blocks(state, contact, asker).await
+    {
+        // Not subscribed, or blocked: reveal nothing.
         return;
     }
     let mut any = false;
@@ -249,6 +267,9 @@ pub async fn answer_probe(state: &ServerState, contact: &BareJid, asker: &Jid) {
 
 /// Send every available resource's presence (or unavailable) of `user` to `contact`.
 async fn presence_to(state: &ServerState, user: &BareJid, contact: &BareJid, available: bool) {
+    if available && super::blocking::blocks(state, user, &Jid::from(contact.clone())).await {
+        return;
+    }
     for s in state.sessions.of(user) {
         if let Some(p) = &s.presence {
             let el = if available {

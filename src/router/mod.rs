@@ -122,7 +122,7 @@ async fn blocked_inbound(state: &ServerState, to: &BareJid, stanza: &Element) ->
     use features::blocking::{self, Verdict};
     match blocking::inbound(state, to, stanza).await {
         Verdict::Allow => None,
-        Verdict::Drop => Some(()),
+        Verdict::Drop | Verdict::Blocked => Some(()),
         Verdict::Reject(error) => {
             bounce(state, stanza, error).await;
             Some(())

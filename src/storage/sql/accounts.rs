@@ -29,6 +29,9 @@ const USER_TABLES: &[&str] = &[
     "roster_versions",
     "subscription_requests",
     "last_activity",
+    "vcards",
+    "private_storage",
+    "blocklist_items",
 ];
 
 const INSERT: &str = "INSERT INTO accounts (domain, username, iterations, salt, sha1_stored_key, \
