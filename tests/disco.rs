@@ -5,6 +5,7 @@
 //! PostgreSQL.
 
 mod common;
+use common::client::element_end;
 
 use common::Server;
 use common::client::{self, Client, WAIT};
@@ -40,33 +41,6 @@ fn start_with_server_keys(keys: &str) -> Server {
     };
     s.launch();
     s
-}
-
-/// The end of the first complete top-level element in `buf` (inside the stream).
-fn element_end(buf: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut pos = 0;
-    while let Some(lt) = buf[pos..].find('<').map(|p| pos + p) {
-        let gt = lt + buf[lt..].find('>')?;
-        let tag = &buf[lt..=gt];
-        pos = gt + 1;
-        if tag.starts_with("<?") || tag.starts_with("<!") {
-            continue;
-        }
-        if tag.starts_with("</") {
-            if depth <= 1 {
-                return Some(pos);
-            }
-            depth -= 1;
-        } else if tag.ends_with("/>") {
-            if depth == 0 {
-                return Some(pos);
-            }
-        } else {
-            depth += 1;
-        }
-    }
-    None
 }
 
 /// The next top-level element, parsed (it inherits the stream's jabber:client namespace).

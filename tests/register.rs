@@ -3,6 +3,7 @@
 //! real server over TLS.
 
 mod common;
+use common::client::{attr, element_end, norm};
 
 use common::Server;
 use common::client::{self, Client, HEADER, WAIT};
@@ -36,47 +37,6 @@ fn start_with_auth(lines: &str) -> Server {
 
 fn open_server() -> Server {
     start_with_auth("allow_registration = true")
-}
-
-/// Quote style is the server's choice; compare with single quotes.
-fn norm(s: &str) -> String {
-    s.replace('"', "'")
-}
-
-/// The end of the first complete top-level element in `buf` (inside the stream).
-fn element_end(buf: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut pos = 0;
-    while let Some(lt) = buf[pos..].find('<').map(|p| pos + p) {
-        let gt = lt + buf[lt..].find('>')?;
-        let tag = &buf[lt..=gt];
-        pos = gt + 1;
-        if tag.starts_with("<?") || tag.starts_with("<!") {
-            continue;
-        }
-        if tag.starts_with("</") {
-            if depth <= 1 {
-                return Some(pos);
-            }
-            depth -= 1;
-        } else if tag.ends_with("/>") {
-            if depth == 0 {
-                return Some(pos);
-            }
-        } else {
-            depth += 1;
-        }
-    }
-    None
-}
-
-/// The value of attribute `name` on the start tag of a normalised stanza.
-fn attr(stanza: &str, name: &str) -> Option<String> {
-    let head = &stanza[..stanza.find('>').unwrap_or(stanza.len())];
-    let needle = format!(" {name}='");
-    let start = head.find(&needle)? + needle.len();
-    let len = head[start..].find('\'')?;
-    Some(head[start..start + len].to_owned())
 }
 
 /// The stanza with id `id`, skipping others; panics after `WAIT`.

@@ -4,6 +4,7 @@
 //! shutdown. Every test talks to the real binary over TLS.
 
 mod common;
+use common::client::norm;
 
 use common::client::{self, Client, WAIT};
 use common::{Server, client::HEADER};
@@ -13,11 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const STREAM_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 const STANZA_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
-
-/// Quote style is the server's choice; compare with single quotes.
-fn norm(s: &str) -> String {
-    s.replace('"', "'")
-}
 
 /// The end of the first complete top-level element in `buf` (we are inside
 /// the stream, at depth 1), or of a closing `</stream:stream>`. Good enough

@@ -309,3 +309,75 @@ pub async fn login(server: &Server, user: &str, password: &str, resource: &str) 
     c.bind(Some(resource)).await;
     c
 }
+
+/// Quote style is the server's choice; compare with single quotes.
+pub fn norm(s: &str) -> String {
+    s.replace('"', "'")
+}
+
+/// The end of the first complete top-level element in `buf` (inside the stream).
+pub fn element_end(buf: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut pos = 0;
+    while let Some(lt) = buf[pos..].find('<').map(|p| pos + p) {
+        let gt = lt + buf[lt..].find('>')?;
+        let tag = &buf[lt..=gt];
+        pos = gt + 1;
+        if tag.starts_with("<?") || tag.starts_with("<!") {
+            continue;
+        }
+        if tag.starts_with("</") {
+            if depth <= 1 {
+                return Some(pos);
+            }
+            depth -= 1;
+        } else if tag.ends_with("/>") {
+            if depth == 0 {
+                return Some(pos);
+            }
+        } else {
+            depth += 1;
+        }
+    }
+    None
+}
+
+/// The value of attribute `name` on the start tag of a normalised stanza.
+pub fn attr(stanza: &str, name: &str) -> Option<String> {
+    let head = &stanza[..stanza.find('>').unwrap_or(stanza.len())];
+    let needle = format!(" {name}='");
+    let start = head.find(&needle)? + needle.len();
+    let len = head[start..].find('\'')?;
+    Some(head[start..start + len].to_owned())
+}
+
+/// The next top-level element, normalised.
+pub async fn next(c: &mut Client, wait: Duration) -> Result<String, String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(end) = element_end(&c.buf) {
+            let s = norm(c.buf[..end].trim());
+            c.buf.drain(..end);
+            return Ok(s);
+        }
+        let mut chunk = [0u8; 16384];
+        match tokio::time::timeout_at(deadline, c.io.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => c.buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
+            other => return Err(format!("{other:?}; partial {:?}", c.buf)),
+        }
+    }
+}
+
+/// The first stanza satisfying `pred`, skipping others; panics after `WAIT`.
+pub async fn wait_for(c: &mut Client, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut skipped = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next(c, left).await {
+            Ok(s) if pred(&s) => return s,
+            Ok(s) => skipped.push(s),
+            Err(e) => panic!("waiting for {what}: {e}\nskipped: {skipped:#?}"),
+        }
+    }
+}
