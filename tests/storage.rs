@@ -170,3 +170,117 @@ async fn server_runs_on_postgres() {
     assert!(m.contains("stored in pg"), "{m}");
     assert!(m.contains("urn:xmpp:delay"), "{m}");
 }
+
+async fn roster_contract(storage: &Storage) {
+    use jaseur::features::roster::store::{RosterItem, RosterStore, Subscription};
+    let alice = jid("alice@example.org");
+    let bob = jid("bob@example.org");
+    let carol = jid("carol@example.org");
+    assert_eq!(
+        storage.roster(&alice).await.expect("roster"),
+        (Vec::new(), 0)
+    );
+    let mut item = RosterItem::new(bob.clone());
+    item.name = Some("Bob l'Éponge".into());
+    item.groups = vec!["Amis".into(), "Collègues".into()];
+    item.ask = true;
+    let v1 = storage.put_roster_item(&alice, &item).await.expect("put");
+    let v2 = storage
+        .put_roster_item(&alice, &RosterItem::new(carol.clone()))
+        .await
+        .expect("put");
+    assert!(v2 > v1);
+    let (items, version) = storage.roster(&alice).await.expect("roster");
+    assert_eq!(version, v2);
+    assert_eq!(items.len(), 2);
+    let got = storage
+        .roster_item(&alice, &bob)
+        .await
+        .expect("item")
+        .expect("bob");
+    assert_eq!(got.name.as_deref(), Some("Bob l'Éponge"));
+    assert_eq!(
+        got.groups,
+        vec!["Amis".to_string(), "Collègues".to_string()]
+    );
+    assert!(got.ask && got.subscription == Subscription::None && got.version == v1);
+    assert_eq!(storage.roster_size(&alice).await.expect("size"), 2);
+    // Changing an item replaces its groups; removing leaves a tombstone for versioning.
+    item.subscription = Subscription::Both;
+    item.groups = vec!["Famille".into()];
+    let v3 = storage.put_roster_item(&alice, &item).await.expect("put");
+    let tomb = RosterItem {
+        subscription: Subscription::Remove,
+        ..RosterItem::new(carol.clone())
+    };
+    let v4 = storage
+        .put_roster_item(&alice, &tomb)
+        .await
+        .expect("remove");
+    let (changes, current) = storage.roster_changes(&alice, v2).await.expect("changes");
+    assert_eq!(current, v4);
+    assert_eq!(
+        changes
+            .iter()
+            .map(|i| (i.contact.as_str().to_owned(), i.version))
+            .collect::<Vec<_>>(),
+        vec![
+            ("bob@example.org".to_string(), v3),
+            ("carol@example.org".to_string(), v4)
+        ]
+    );
+    assert_eq!(changes[0].groups, vec!["Famille".to_string()]);
+    assert_eq!(changes[1].subscription, Subscription::Remove);
+    assert_eq!(
+        storage.roster_item(&alice, &carol).await.expect("item"),
+        None,
+        "tombstones are not live items"
+    );
+    assert_eq!(storage.roster_size(&alice).await.expect("size"), 1);
+    // Pending inbound requests.
+    storage
+        .store_request(&alice, &carol, "<presence type='subscribe'/>")
+        .await
+        .expect("store");
+    storage
+        .store_request(&alice, &carol, "<presence type='subscribe' id='again'/>")
+        .await
+        .expect("replace");
+    let requests = storage.requests(&alice).await.expect("requests");
+    assert_eq!(
+        requests,
+        vec![(
+            carol.clone(),
+            "<presence type='subscribe' id='again'/>".to_string()
+        )]
+    );
+    assert!(storage.take_request(&alice, &carol).await.expect("take"));
+    assert!(
+        !storage
+            .take_request(&alice, &carol)
+            .await
+            .expect("take again")
+    );
+    // Deleting the account deletes the roster.
+    use jaseur::auth::{AccountStore, StoredCredentials};
+    let creds = StoredCredentials::from_password("pw", 4096).expect("creds");
+    storage.create(&alice, &creds).await.expect("account");
+    assert!(storage.delete(&alice).await.expect("delete"));
+    assert_eq!(
+        storage.roster(&alice).await.expect("roster"),
+        (Vec::new(), 0)
+    );
+}
+
+#[tokio::test]
+async fn roster_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    roster_contract(&Storage::open(&url, 2).await.expect("open")).await;
+}
+
+#[tokio::test]
+async fn roster_contract_on_postgres() {
+    let url = common::fresh_pg().await;
+    roster_contract(&Storage::open(&url, 2).await.expect("open")).await;
+}
