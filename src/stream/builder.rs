@@ -256,6 +256,26 @@ mod tests {
     }
 
     #[test]
+    fn survives_store_and_reload() {
+        // What users store (vCards, private XML, offline messages) is serialised,
+        // parsed back by minidom and serialised again: prefixes must not trip it.
+        let el = parse(
+            "<iq type='set'><query xmlns='jabber:iq:private'><x:a xmlns:x='urn:a' xmlns:y='urn:b' y:k='v'>\
+             <x:b><y:c x:k='w'/><d xmlns='urn:d' xmlns:x='urn:other'><x:e/></d></x:b></x:a></query></iq>",
+        )
+        .expect("valid");
+        let mut bytes = crate::xmpp::stanza::to_bytes(&el);
+        for _ in 0..3 {
+            let back: Element = String::from_utf8(bytes.clone())
+                .expect("utf-8")
+                .parse()
+                .expect("reparses");
+            assert_eq!(back, el);
+            bytes = crate::xmpp::stanza::to_bytes(&back);
+        }
+    }
+
+    #[test]
     fn rejects_bad_xml() {
         for bad in [
             "<a><b></a>",
