@@ -457,18 +457,86 @@ mod login {
         }
     }
 
-    /// Hold a session: read and discard until it closes. Returns when the
-    /// server closes it; the owner aborts it at the end of the run.
-    pub async fn hold(mut session: Session, closed: Arc<AtomicUsize>) {
-        let mut buf = [0u8; 256];
+    /// What the holding tasks saw, shared by all of them.
+    #[derive(Default)]
+    pub struct HoldStats {
+        /// Sessions the server closed.
+        pub closed: AtomicUsize,
+        /// Server pings answered.
+        pub pings: AtomicUsize,
+    }
+
+    /// Hold a session: read and discard, answering server pings (XEP-0199)
+    /// so that a live client is simulated. Returns when the server closes
+    /// the session; the owner aborts it at the end of the run.
+    pub async fn hold(mut session: Session, stats: Arc<HoldStats>) {
+        let mut buf = [0u8; 512];
         loop {
             match session.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    closed.fetch_add(1, Ordering::Relaxed);
-                    return;
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Some(reply) = ping_reply(&buf[..n]) {
+                        if session.write_all(reply.as_bytes()).await.is_err() {
+                            break;
+                        }
+                        stats.pings.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                Ok(_) => {}
             }
+        }
+        stats.closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The result for a ping request read whole in `chunk`. A ping split
+    /// across two reads is missed: idle servers send them alone and small.
+    fn ping_reply(chunk: &[u8]) -> Option<String> {
+        let text = String::from_utf8_lossy(chunk);
+        let at = text.find("urn:xmpp:ping")?;
+        let start = text[..at].rfind("<iq")?;
+        let tag = &text[start..start + text[start..].find('>')?];
+        if attr(tag, "type")? != "get" {
+            return None;
+        }
+        let id = attr(tag, "id")?.replace('\'', "&apos;");
+        Some(match attr(tag, "from") {
+            Some(from) => format!(
+                "<iq type='result' id='{id}' to='{}'/>",
+                from.replace('\'', "&apos;")
+            ),
+            None => format!("<iq type='result' id='{id}'/>"),
+        })
+    }
+
+    /// The value of attribute `name` in a start tag (either quote style).
+    fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+        ['\'', '"'].into_iter().find_map(|q| {
+            let pattern = format!(" {name}={q}");
+            let value = &tag[tag.find(&pattern)? + pattern.len()..];
+            Some(&value[..value.find(q)?])
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::ping_reply;
+
+        #[test]
+        fn answers_pings_in_either_quote_style() {
+            let jaseur = b"<iq type='get' id='jaseur-ping' from='localhost' to='u@localhost/r'><ping xmlns='urn:xmpp:ping'/></iq>";
+            assert_eq!(
+                ping_reply(jaseur).as_deref(),
+                Some("<iq type='result' id='jaseur-ping' to='localhost'/>")
+            );
+            let other = b"<iq id=\"p1\" type=\"get\"><ping xmlns=\"urn:xmpp:ping\"/></iq>";
+            assert_eq!(
+                ping_reply(other).as_deref(),
+                Some("<iq type='result' id='p1'/>")
+            );
+            assert_eq!(ping_reply(b"<presence/>"), None);
+            assert_eq!(
+                ping_reply(b"<iq type='result' id='x'><ping xmlns='urn:xmpp:ping'/></iq>"),
+                None
+            );
         }
     }
 }
@@ -510,11 +578,25 @@ mod stats {
 mod idle {
     use super::*;
 
-    /// Distinct errors printed in full; the rest are only counted.
+    /// Login errors printed in full; later ones are only counted.
     const ERRORS_SHOWN: usize = 5;
 
     fn kib(v: Option<u64>) -> String {
         v.map_or_else(|| "na".to_owned(), |v| v.to_string())
+    }
+
+    /// Protocol version, cipher suite and key exchange group of a connection.
+    fn negotiated(conn: &rustls::ClientConnection) -> String {
+        let version = conn
+            .protocol_version()
+            .map_or_else(|| "?".to_owned(), |v| format!("{v:?}"));
+        let suite = conn
+            .negotiated_cipher_suite()
+            .map_or_else(|| "?".to_owned(), |s| format!("{:?}", s.suite()));
+        let group = conn
+            .negotiated_key_exchange_group()
+            .map_or_else(|| "?".to_owned(), |g| format!("{:?}", g.name()));
+        format!("{version}/{suite}/{group}")
     }
 
     pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
@@ -548,12 +630,13 @@ mod idle {
             kib(before)
         );
 
-        let closed = Arc::new(AtomicUsize::new(0));
+        let stats = Arc::new(login::HoldStats::default());
         let mut holders = JoinSet::new();
         let mut logins: JoinSet<(Duration, anyhow::Result<login::Session>)> = JoinSet::new();
         let mut latencies = Vec::with_capacity(t.users);
         let mut failed = 0usize;
-        let mut tls_version = None;
+        // What the first session negotiated, e.g. `TLSv1_3/TLS13_AES_256_GCM_SHA384/X25519`.
+        let mut tls = None;
         let started = Instant::now();
         let ramp_end = started + Duration::from_secs(args.ramp_timeout);
         let mut progress = tokio::time::interval(Duration::from_secs(5));
@@ -577,11 +660,11 @@ mod idle {
             tokio::select! {
                 joined = logins.join_next() => match joined {
                     Some(Ok((elapsed, Ok(session)))) => {
-                        if tls_version.is_none() {
-                            tls_version = session.get_ref().1.protocol_version();
+                        if tls.is_none() {
+                            tls = Some(negotiated(session.get_ref().1));
                         }
                         latencies.push(elapsed);
-                        holders.spawn(login::hold(session, closed.clone()));
+                        holders.spawn(login::hold(session, stats.clone()));
                     }
                     Some(Ok((_, Err(e)))) => {
                         failed += 1;
@@ -624,7 +707,7 @@ mod idle {
         let after = server_rss();
         let hwm = pid.as_deref().and_then(|p| proc::status_kib(p, "VmHWM"));
         let gen_rss = proc::status_kib("self", "VmRSS");
-        let alive = established.saturating_sub(closed.load(Ordering::Relaxed));
+        let alive = established.saturating_sub(stats.closed.load(Ordering::Relaxed));
         let per_session = match (before, after) {
             (Some(b), Some(a)) if alive > 0 => {
                 format!("{:.2}", (a as f64 - b as f64) / alive as f64)
@@ -639,16 +722,17 @@ mod idle {
         );
         sleep(Duration::from_secs(args.hold.saturating_sub(args.settle))).await;
         let end = server_rss();
-        let lost = closed.load(Ordering::Relaxed);
+        let lost = stats.closed.load(Ordering::Relaxed);
+        let pings = stats.pings.load(Ordering::Relaxed);
 
         latencies.sort_unstable();
         println!(
-            "idle users={} established={established} failed={failed} lost={lost} \
+            "idle users={} established={established} failed={failed} lost={lost} pings={pings} \
              tls={} ramp_s={:.1} login_p50_ms={:.2} login_p99_ms={:.2} login_max_ms={:.2} \
              server_rss_before_kib={} server_rss_after_kib={} kib_per_session={per_session} \
              server_rss_end_kib={} server_hwm_kib={} gen_rss_kib={}",
             t.users,
-            tls_version.map_or_else(|| "none".to_owned(), |v| format!("{v:?}")),
+            tls.as_deref().unwrap_or("none"),
             ramp.as_secs_f64(),
             stats::percentile_ms(&latencies, 50.0),
             stats::percentile_ms(&latencies, 99.0),
