@@ -82,17 +82,20 @@ pub async fn run(slot: ConnectionSlot, tcp: TcpStream, peer: SocketAddr, direct_
         // Boxed so that the negotiation's large state (TLS handshake, SASL) is
         // freed once bound instead of sizing the session task for its lifetime.
         let negotiation = Box::pin(negotiate(&state, tcp, peer, direct_tls));
-        let established = match tokio::time::timeout(deadline, negotiation).await {
-            Ok(Some(e)) => e,
+        match tokio::time::timeout(deadline, negotiation).await {
+            Ok(Some(established)) => {
+                tracing::Span::current().record("jid", tracing::field::display(&established.jid));
+                tracing::info!("session bound");
+                // Moved into a box within this arm, so the task does not keep a
+                // slot for it; the idle session's memory is the box.
+                Box::pin(established.run(&state)).await;
+            }
             Ok(None) => return,
             Err(_) => {
                 tracing::debug!("negotiation timed out");
                 return;
             }
-        };
-        tracing::Span::current().record("jid", tracing::field::display(&established.jid));
-        tracing::info!("session bound");
-        Box::pin(established.run(&state)).await;
+        }
         drop(slot);
     }
     .instrument(span)
@@ -315,6 +318,13 @@ impl Established {
     /// The stanza loop, then unbinding and re-routing what was still queued.
     async fn run(mut self, state: &Arc<ServerState>) {
         let end = self.serve(state).await;
+        // Boxed: closing runs once, and its state need not be reserved in
+        // every idle session's future.
+        Box::pin(self.finish(state, end)).await;
+    }
+
+    /// Unbind, say goodbye, tell the contacts, re-route what was queued.
+    async fn finish(mut self, state: &Arc<ServerState>, end: End) {
         state.sessions.unbind(&self.jid, self.handle.id);
         match end {
             End::Error(reason) => {
@@ -386,7 +396,9 @@ impl Established {
                 }
                 packet = self.queue.recv() => {
                     let Some(first) = packet else { return End::Closed };
-                    if let Err(e) = self.write_batch(first, &control).await {
+                    // Boxed, like the element handling below: the futures of the
+                    // busy paths would otherwise enlarge every idle session.
+                    if let Err(e) = Box::pin(self.write_batch(first, &control)).await {
                         return e;
                     }
                 }
@@ -395,7 +407,7 @@ impl Established {
                     ping_sent = None;
                     match incoming {
                         Ok(Incoming::Element(el)) => {
-                            if let Err(e) = self.handle_element(state, el).await {
+                            if let Err(e) = Box::pin(self.handle_element(state, el)).await {
                                 return e;
                             }
                         }

@@ -257,7 +257,10 @@ async fn presence_on_change(
                     p
                 }
                 // Unblocked: the contact sees the user as it is.
-                Some(_) => (**current).clone(),
+                Some(_) => match current.element() {
+                    Some(el) => el,
+                    None => continue,
+                },
             };
             set_attr(&mut p, "to", item.contact.as_str());
             Box::pin(crate::router::route(state, p)).await;

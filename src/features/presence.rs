@@ -6,7 +6,7 @@
 //! local contacts are answered without touching the database.
 
 use super::roster::{self, store::RosterItem, store::RosterStore, store::Subscription};
-use crate::router::{self, sessions::SessionId};
+use crate::router::{self, sessions::SessionId, sessions::StoredPresence};
 use crate::state::ServerState;
 use crate::xmpp::error::{Condition, StanzaError};
 use crate::xmpp::ns;
@@ -14,7 +14,6 @@ use crate::xmpp::stanza::{self, set_attr};
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 /// Entities one session may send directed presence to and be remembered
 /// (to send them unavailable at logout); past it they are not tracked.
@@ -103,7 +102,7 @@ pub async fn broadcast(
             let priority = priority_of(&el);
             state
                 .sessions
-                .set_presence(jid, id, Some(priority), Some(Arc::new(el.clone())));
+                .set_presence(jid, id, Some(priority), Some(StoredPresence::new(&el)));
             let contacts = contacts(state, &user).await;
             if initial {
                 probe_contacts(state, jid, &contacts).await;
@@ -210,9 +209,9 @@ async fn others_to_self(state: &ServerState, jid: &FullJid, id: SessionId) {
     };
     for s in state.sessions.of(&user) {
         if s.id != id
-            && let Some(p) = &s.presence
+            && let Some(p) = s.presence.as_ref().and_then(StoredPresence::element)
         {
-            router::deliver(state, &me, addressed(p, &jid.to_string())).await;
+            router::deliver(state, &me, addressed(&p, &jid.to_string())).await;
         }
     }
 }
@@ -251,9 +250,9 @@ pub async fn answer_probe(state: &ServerState, contact: &BareJid, asker: &Jid) {
     }
     let mut any = false;
     for s in state.sessions.of(contact) {
-        if let Some(p) = &s.presence {
+        if let Some(p) = s.presence.as_ref().and_then(StoredPresence::element) {
             any = true;
-            router::route(state, addressed(p, &asker.to_string())).await;
+            router::route(state, addressed(&p, &asker.to_string())).await;
         }
     }
     if !any {
@@ -271,9 +270,9 @@ async fn presence_to(state: &ServerState, user: &BareJid, contact: &BareJid, ava
         return;
     }
     for s in state.sessions.of(user) {
-        if let Some(p) = &s.presence {
+        if let Some(p) = s.presence.as_ref().and_then(StoredPresence::element) {
             let el = if available {
-                addressed(p, contact.as_str())
+                addressed(&p, contact.as_str())
             } else {
                 presence(Some("unavailable"), &s.jid.to_string(), contact.as_str())
             };

@@ -373,7 +373,9 @@ mod tests {
             tx,
             control: Arc::new(SessionControl::new(&state.shutdown)),
             priority: Some(0),
-            presence: Some(Arc::new(Element::bare("presence", "jabber:client"))),
+            presence: Some(crate::router::sessions::StoredPresence::new(
+                &Element::bare("presence", "jabber:client"),
+            )),
             roster_requested: false,
         };
         state

@@ -66,6 +66,24 @@ impl SessionControl {
     }
 }
 
+/// A session's last available presence, kept serialised: a parsed element
+/// costs several times the memory, in every idle session.
+#[derive(Debug, Clone)]
+pub struct StoredPresence(Arc<str>);
+
+impl StoredPresence {
+    /// Keep `el`.
+    pub fn new(el: &Element) -> Self {
+        let bytes = crate::xmpp::stanza::to_bytes(el);
+        StoredPresence(Arc::from(String::from_utf8_lossy(&bytes).as_ref()))
+    }
+
+    /// The presence as an element (parsed again; probes are rare next to idle time).
+    pub fn element(&self) -> Option<Element> {
+        self.0.parse().ok()
+    }
+}
+
 /// One bound resource.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
@@ -76,7 +94,7 @@ pub struct SessionHandle {
     /// Presence priority once the session sent available presence.
     pub priority: Option<i8>,
     /// The session's last available presence (answers probes), None while unavailable.
-    pub presence: Option<Arc<Element>>,
+    pub presence: Option<StoredPresence>,
     /// The session asked for the roster, so it gets roster pushes (RFC 6121 §2.1.6).
     pub roster_requested: bool,
 }
@@ -173,7 +191,7 @@ impl Sessions {
         jid: &FullJid,
         id: SessionId,
         priority: Option<i8>,
-        presence: Option<Arc<Element>>,
+        presence: Option<StoredPresence>,
     ) {
         let mut map = self.by_bare.write().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = map
