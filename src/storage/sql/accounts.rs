@@ -1,5 +1,6 @@
 //! SQL for `auth::AccountStore`.
 
+use super::owner as parts;
 use crate::auth::internal::{ScramKeys, StoredCredentials};
 use crate::auth::store::AccountStore;
 use crate::storage::{Storage, StorageError, now_micros};
@@ -7,13 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use jid::BareJid;
 use sqlx::Row;
-
-fn parts(user: &BareJid) -> (&str, &str) {
-    (
-        user.domain().as_str(),
-        user.node().map(|n| n.as_str()).unwrap_or(""),
-    )
-}
 
 fn decode(s: &str) -> Result<Vec<u8>, StorageError> {
     B64.decode(s)

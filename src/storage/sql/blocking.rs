@@ -1,16 +1,10 @@
 //! SQL for `features::blocking::BlockingStore`.
 
+use super::owner;
 use crate::features::blocking::BlockingStore;
 use crate::storage::{Storage, StorageError, now_micros};
 use jid::BareJid;
 use sqlx::Row;
-
-fn owner(user: &BareJid) -> (&str, &str) {
-    (
-        user.domain().as_str(),
-        user.node().map(|n| n.as_str()).unwrap_or(""),
-    )
-}
 
 impl BlockingStore for Storage {
     async fn blocklist(&self, user: &BareJid) -> Result<Vec<String>, StorageError> {

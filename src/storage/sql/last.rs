@@ -1,16 +1,10 @@
 //! SQL for `features::last::LastActivityStore` (XEP-0012).
 
+use super::owner;
 use crate::features::last::LastActivityStore;
 use crate::storage::{Storage, StorageError};
 use jid::BareJid;
 use sqlx::Row;
-
-fn owner(user: &BareJid) -> (&str, &str) {
-    (
-        user.domain().as_str(),
-        user.node().map(|n| n.as_str()).unwrap_or(""),
-    )
-}
 
 impl LastActivityStore for Storage {
     async fn record_last_activity(

@@ -1,16 +1,10 @@
 //! SQL for `features::offline::OfflineStore`.
 
+use super::owner;
 use crate::features::offline::{OfflineMessage, OfflineStore};
 use crate::storage::{Storage, StorageError, now_micros};
 use jid::BareJid;
 use sqlx::Row;
-
-fn owner(user: &BareJid) -> (&str, &str) {
-    (
-        user.domain().as_str(),
-        user.node().map(|n| n.as_str()).unwrap_or(""),
-    )
-}
 
 impl OfflineStore for Storage {
     async fn store_offline(&self, user: &BareJid, stanza: &str) -> Result<(), StorageError> {

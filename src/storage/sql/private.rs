@@ -1,16 +1,10 @@
 //! SQL for `features::private::PrivateStore`.
 
+use super::owner;
 use crate::features::private::PrivateStore;
 use crate::storage::{Storage, StorageError, now_micros};
 use jid::BareJid;
 use sqlx::Row;
-
-fn owner(user: &BareJid) -> (&str, &str) {
-    (
-        user.domain().as_str(),
-        user.node().map(|n| n.as_str()).unwrap_or(""),
-    )
-}
 
 impl PrivateStore for Storage {
     async fn get_private(

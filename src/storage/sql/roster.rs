@@ -1,17 +1,11 @@
 //! SQL for `features::roster::store::RosterStore`.
 
+use super::owner;
 use crate::features::roster::store::{RosterItem, RosterStore, Subscription};
 use crate::storage::{Storage, StorageError};
 use jid::BareJid;
 use sqlx::Row;
 use std::collections::HashMap;
-
-fn owner(user: &BareJid) -> (&str, &str) {
-    (
-        user.domain().as_str(),
-        user.node().map(|n| n.as_str()).unwrap_or(""),
-    )
-}
 
 const ITEM_COLUMNS: &str = "contact, name, subscription, ask, approved, version";
 

@@ -1,16 +1,10 @@
 //! SQL for `features::vcard::VCardStore`.
 
+use super::owner;
 use crate::features::vcard::VCardStore;
 use crate::storage::{Storage, StorageError, now_micros};
 use jid::BareJid;
 use sqlx::Row;
-
-fn owner(user: &BareJid) -> (&str, &str) {
-    (
-        user.domain().as_str(),
-        user.node().map(|n| n.as_str()).unwrap_or(""),
-    )
-}
 
 impl VCardStore for Storage {
     async fn get_vcard(&self, user: &BareJid) -> Result<Option<String>, StorageError> {
