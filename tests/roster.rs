@@ -376,3 +376,32 @@ async fn requests_wait_for_login_and_preapproval_and_removal() {
     .await;
     stanza_with(&mut dave, &["jid='alice@localhost'", "subscription='none'"]).await;
 }
+
+#[tokio::test]
+async fn offline_messages_wait_for_a_non_negative_priority() {
+    let server = Server::start();
+    users(&server, &["alice", "bob"]);
+    let mut alice = online(&server, "alice@localhost", "a").await;
+    alice
+        .send(
+            "<message to='bob@localhost' type='chat' id='m1'><body>pour plus tard</body></message>",
+        )
+        .await;
+    alice
+        .send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    stanza_with(&mut alice, &["id='sync'"]).await;
+    let mut bob = online(&server, "bob@localhost", "b").await;
+    // RFC 6121 §4.7.2.3: a negative priority takes no bare-JID messages...
+    bob.send("<presence><priority>-1</priority></presence>")
+        .await;
+    bob.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let before = stanza_with(&mut bob, &["id='p1'"]).await;
+    assert!(!bob.buf.contains("pour plus tard") && !before.contains("pour plus tard"));
+    // ...so the stored message waits for the priority to become non-negative.
+    bob.send("<presence><priority>1</priority></presence>")
+        .await;
+    let m = stanza_with(&mut bob, &["<message", "pour plus tard"]).await;
+    assert!(m.contains("urn:xmpp:delay"), "{m}");
+}

@@ -556,10 +556,10 @@ impl Established {
     /// Presence from the client: broadcast, directed, or subscription management.
     async fn handle_presence(&mut self, state: &Arc<ServerState>, el: Element) -> Result<(), End> {
         if el.attr("to").is_none() {
-            let initial =
+            let hand_over =
                 presence::broadcast(state, &self.jid, self.handle.id, el, &mut self.presence).await;
             self.handle.priority = state.sessions.get(&self.jid).and_then(|h| h.priority);
-            if initial {
+            if hand_over {
                 self.send_offline(state).await?;
                 crate::features::announce::on_available(state, &self.jid).await;
             }

@@ -26,6 +26,8 @@ pub struct SessionPresence {
     pub available: bool,
     /// Where directed presence went (RFC 6121 §4.6), to undo at logout.
     directed: HashSet<Jid>,
+    /// Stored messages were handed over (at the first non-negative priority).
+    offline_done: bool,
 }
 
 fn internal(e: &dyn std::fmt::Display) -> StanzaError {
@@ -85,8 +87,8 @@ async fn to_available(state: &ServerState, user: &BareJid, el: &Element) {
 }
 
 /// Broadcast presence (no `to`) from a session: availability, status, or
-/// going unavailable. Returns true when this made the session available
-/// for the first time (the caller then hands over offline messages).
+/// going unavailable. Returns true when the session first has a
+/// non-negative priority (the caller then hands over offline messages).
 pub async fn broadcast(
     state: &ServerState,
     jid: &FullJid,
@@ -113,7 +115,11 @@ pub async fn broadcast(
                 router::route(state, addressed(&el, contact.as_str())).await;
             }
             to_available(state, &user, &addressed(&el, user.as_str())).await;
-            initial && priority >= 0
+            // XEP-0160: stored messages go to the first presence that can take
+            // bare-JID messages, which a negative priority cannot.
+            let hand_over = priority >= 0 && !sp.offline_done;
+            sp.offline_done |= hand_over;
+            hand_over
         }
         Some("unavailable") => {
             go_unavailable(state, jid, id, Some(el), sp).await;
