@@ -23,6 +23,8 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// Keys fake SCRAM salts for unknown users (kept across restarts).
     pub secret: Vec<u8>,
+    /// Serialises changes to one account's roster (see `RosterLocks`).
+    pub roster_locks: RosterLocks,
     /// XEP-0191 blocklists of recently active accounts.
     pub blocklists: crate::features::blocking::Cache,
     connections: AtomicUsize,
@@ -46,6 +48,7 @@ impl ServerState {
             shutdown: CancellationToken::new(),
             secret,
             blocklists: crate::features::blocking::Cache::default(),
+            roster_locks: RosterLocks::default(),
             connections: AtomicUsize::new(0),
         }
     }
@@ -64,6 +67,34 @@ impl ServerState {
     /// Open client connections.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Acquire)
+    }
+}
+
+/// Striped locks that serialise read-modify-write of one account's roster:
+/// the contact's session (inbound subscription stanzas) and the user's own
+/// (outbound ones, roster sets) run in different tasks. A fixed number of
+/// stripes keeps this bounded; holders never route while locked, so two
+/// accounts sharing a stripe cannot deadlock.
+pub struct RosterLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for RosterLocks {
+    fn default() -> Self {
+        RosterLocks {
+            stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl RosterLocks {
+    /// Lock `user`'s roster until the guard is dropped.
+    pub async fn lock(&self, user: &jid::BareJid) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        user.hash(&mut h);
+        let i = (h.finish() as usize) % self.stripes.len();
+        self.stripes[i].lock().await
     }
 }
 

@@ -330,3 +330,40 @@ async fn remove_answers_before_closing() {
         .unwrap_or_else(|| panic!("no result for the removal: {closed}"));
     assert!(result < error, "{closed}");
 }
+
+/// XEP-0077 §3.2: a removed account's contacts learn their subscriptions are
+/// cancelled (their roster item for it drops to "none") and see it go.
+#[tokio::test]
+async fn remove_cancels_the_contacts_subscriptions() {
+    let server = open_server();
+    server.add_user("alice@localhost", "apw");
+    server.add_user("bob@localhost", "bpw");
+    let mut alice = client::login(&server, "alice@localhost", "apw", "a").await;
+    let mut bob = client::login(&server, "bob@localhost", "bpw", "b").await;
+    for c in [&mut alice, &mut bob] {
+        c.send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+            .await;
+        c.expect("</iq>").await;
+        c.send("<presence/>").await;
+    }
+    // Mutual subscription.
+    bob.send("<presence to='alice@localhost' type='subscribe'/>")
+        .await;
+    alice.expect("type='subscribe'").await;
+    alice
+        .send("<presence to='bob@localhost' type='subscribed'/>")
+        .await;
+    alice
+        .send("<presence to='bob@localhost' type='subscribe'/>")
+        .await;
+    bob.expect("subscription='to'").await;
+    bob.send("<presence to='alice@localhost' type='subscribed'/>")
+        .await;
+    bob.expect("subscription='both'").await;
+    alice.send(
+        "<iq type='set' id='u1' to='localhost'><query xmlns='jabber:iq:register'><remove/></query></iq>",
+    )
+    .await;
+    let pushed = bob.expect("subscription='none'").await;
+    assert!(pushed.contains("jid='alice@localhost'"), "{pushed}");
+}

@@ -315,16 +315,37 @@ pub async fn outbound_subscription(
     // RFC 6121 §3.1.2: subscription stanzas travel between bare JIDs.
     set_attr(&mut el, "to", contact.as_str());
     set_attr(&mut el, "from", user.as_str());
+    let forward = outbound_change(state, user, &contact, &kind).await?;
+    if forward {
+        router::route(state, el).await;
+    }
+    match kind.as_str() {
+        "subscribed" if forward => presence_to(state, user, &contact, true).await,
+        "unsubscribed" if forward => presence_to(state, user, &contact, false).await,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The roster side of an outbound subscription stanza, under the account's
+/// roster lock; returns whether the stanza goes on to the contact.
+async fn outbound_change(
+    state: &ServerState,
+    user: &BareJid,
+    contact: &BareJid,
+    kind: &str,
+) -> Result<bool, StanzaError> {
+    let _lock = state.roster_locks.lock(user).await;
     let before = state
         .storage
-        .roster_item(user, &contact)
+        .roster_item(user, contact)
         .await
         .map_err(|e| internal(&e))?;
     let mut item = before
         .clone()
         .unwrap_or_else(|| RosterItem::new(contact.clone()));
     let mut forward = true;
-    match kind.as_str() {
+    match kind {
         "subscribe" => {
             if !item.subscription.to() {
                 item.ask = true;
@@ -333,7 +354,7 @@ pub async fn outbound_subscription(
         "subscribed" => {
             let requested = state
                 .storage
-                .take_request(user, &contact)
+                .take_request(user, contact)
                 .await
                 .map_err(|e| internal(&e))?;
             if item.subscription.from() {
@@ -354,14 +375,14 @@ pub async fn outbound_subscription(
         "unsubscribed" => {
             let requested = state
                 .storage
-                .take_request(user, &contact)
+                .take_request(user, contact)
                 .await
                 .map_err(|e| internal(&e))?;
             forward = requested || item.subscription.from() || item.approved;
             item.subscription = item.subscription.with_from(false);
             item.approved = false;
         }
-        _ => return Ok(()),
+        _ => return Ok(false),
     }
     // A new item is kept only when it carries some state (RFC 6121 §3.1.5:
     // approving a request creates the item with subscription "from").
@@ -381,15 +402,7 @@ pub async fn outbound_subscription(
         }
         update(state, user, &before, &item).await?;
     }
-    if forward {
-        router::route(state, el).await;
-    }
-    match kind.as_str() {
-        "subscribed" if forward => presence_to(state, user, &contact, true).await,
-        "unsubscribed" if forward => presence_to(state, user, &contact, false).await,
-        _ => {}
-    }
-    Ok(())
+    Ok(forward)
 }
 
 /// A subscription-related presence or a probe arriving for local account
@@ -403,85 +416,110 @@ pub async fn inbound(state: &ServerState, user: &BareJid, el: Element) {
         return answer_probe(state, user, &from).await;
     }
     let contact = from.to_bare();
-    let before = match state.storage.roster_item(user, &contact).await {
+    let outcome = inbound_change(state, user, &contact, &kind, &el).await;
+    if outcome.answer_subscribed {
+        let answer = presence(Some("subscribed"), user.as_str(), contact.as_str());
+        router::route(state, answer).await;
+    }
+    if outcome.send_presence {
+        presence_to(state, user, &contact, true).await;
+    }
+    if outcome.deliver {
+        to_available(state, user, &el).await;
+    }
+}
+
+/// What an inbound subscription stanza leads to, once the roster changed.
+#[derive(Default)]
+struct Inbound {
+    /// Deliver the stanza to the user's available resources.
+    deliver: bool,
+    /// Answer `subscribed` for the user.
+    answer_subscribed: bool,
+    /// Send the user's presence to the contact.
+    send_presence: bool,
+}
+
+/// The roster side of an inbound subscription stanza, under the account's
+/// roster lock (the sender's session and the user's own may change the same
+/// item at once). Nothing is routed while the lock is held.
+async fn inbound_change(
+    state: &ServerState,
+    user: &BareJid,
+    contact: &BareJid,
+    kind: &str,
+    el: &Element,
+) -> Inbound {
+    let _lock = state.roster_locks.lock(user).await;
+    let mut out = Inbound::default();
+    let before = match state.storage.roster_item(user, contact).await {
         Ok(i) => i,
         Err(e) => {
             tracing::error!(error = %e, "cannot load a roster item");
-            return;
+            return out;
         }
     };
     let mut item = before
         .clone()
         .unwrap_or_else(|| RosterItem::new(contact.clone()));
-    let mut deliver = false;
-    match kind.as_str() {
+    match kind {
         "subscribe" => {
             if item.subscription.from() {
                 // Already subscribed: answer for the user (RFC 6121 §3.1.3).
-                router::route(
-                    state,
-                    presence(Some("subscribed"), user.as_str(), contact.as_str()),
-                )
-                .await;
-                return;
+                out.answer_subscribed = true;
+                return out;
             }
             if item.approved {
                 item.subscription = item.subscription.with_from(true);
                 item.approved = false;
                 if update(state, user, &before, &item).await.is_ok() {
-                    router::route(
-                        state,
-                        presence(Some("subscribed"), user.as_str(), contact.as_str()),
-                    )
-                    .await;
-                    presence_to(state, user, &contact, true).await;
+                    out.answer_subscribed = true;
+                    out.send_presence = true;
                 }
-                return;
+                return out;
             }
             let mut request = el.clone();
             set_attr(&mut request, "to", user.as_str());
             let xml = String::from_utf8_lossy(&stanza::to_bytes(&request)).into_owned();
-            if let Err(e) = state.storage.store_request(user, &contact, &xml).await {
+            if let Err(e) = state.storage.store_request(user, contact, &xml).await {
                 tracing::error!(error = %e, "cannot store a subscription request");
             }
-            deliver = true;
+            out.deliver = true;
         }
         "subscribed" => {
             if item.ask && before.is_some() {
                 item.subscription = item.subscription.with_to(true);
                 item.ask = false;
-                deliver = true;
+                out.deliver = true;
             }
         }
         "unsubscribe" => {
             let requested = state
                 .storage
-                .take_request(user, &contact)
+                .take_request(user, contact)
                 .await
                 .unwrap_or(false);
             if item.subscription.from() || requested {
                 item.subscription = item.subscription.with_from(false);
-                deliver = true;
+                out.deliver = true;
             }
         }
         "unsubscribed" => {
             if item.subscription.to() || item.ask {
                 item.subscription = item.subscription.with_to(false);
                 item.ask = false;
-                deliver = true;
+                out.deliver = true;
             }
         }
-        _ => return,
+        _ => return out,
     }
     if before.is_some()
         && let Err(e) = update(state, user, &before, &item).await
     {
         tracing::error!(error = ?e, "cannot update a roster item");
-        return;
+        out.deliver = false;
     }
-    if deliver {
-        to_available(state, user, &el).await;
-    }
+    out
 }
 
 /// Remove a contact (roster set with subscription='remove', RFC 6121 §2.5):
@@ -519,6 +557,35 @@ pub async fn remove_contact(
         groups: Vec::new(),
         ..item
     };
+    let _lock = state.roster_locks.lock(owner).await;
     roster::save(state, owner, &tombstone).await?;
     Ok(())
+}
+
+/// The account goes away (XEP-0077 §3.2): its contacts learn that both
+/// subscription directions are cancelled, and pending requests are refused.
+pub async fn cancel_subscriptions(state: &ServerState, user: &BareJid) {
+    for item in contacts(state, user).await {
+        let contact = item.contact.as_str();
+        if item.subscription.to() || item.ask {
+            router::route(state, presence(Some("unsubscribe"), user.as_str(), contact)).await;
+        }
+        if item.subscription.from() {
+            router::route(
+                state,
+                presence(Some("unsubscribed"), user.as_str(), contact),
+            )
+            .await;
+            presence_to(state, user, &item.contact, false).await;
+        }
+    }
+    if let Ok(requests) = state.storage.requests(user).await {
+        for (contact, _) in requests {
+            router::route(
+                state,
+                presence(Some("unsubscribed"), user.as_str(), contact.as_str()),
+            )
+            .await;
+        }
+    }
 }

@@ -232,14 +232,15 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     Ok(None)
 }
 
-/// §3.2, home server case: delete the account, then end all its sessions
-/// with a `<not-authorized/>` stream error.
+/// §3.2, home server case: cancel the account's subscriptions, delete it,
+/// then end all its sessions with a `<not-authorized/>` stream error.
 async fn remove(req: &IqRequest<'_>, user: &BareJid) -> IqResult {
     let state = req.state;
     if !state.config.auth.allow_registration {
         // Accounts come from the administrator; so does their removal.
         return Err(StanzaError::new(Condition::NotAllowed));
     }
+    super::presence::cancel_subscriptions(state, user).await;
     if !state.storage.delete(user).await.map_err(internal)? {
         return Err(StanzaError::new(Condition::ItemNotFound));
     }

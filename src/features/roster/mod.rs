@@ -154,17 +154,24 @@ async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<(), StanzaError> {
             StanzaError::new(Condition::BadRequest).with_text("the item needs a bare JID")
         })?;
     let state = req.state;
-    let existing = state
-        .storage
-        .roster_item(owner, &contact)
-        .await
-        .map_err(|e| internal(&e))?;
     if el.attr("subscription") == Some("remove") {
+        let existing = state
+            .storage
+            .roster_item(owner, &contact)
+            .await
+            .map_err(|e| internal(&e))?;
         let Some(item) = existing else {
             return Err(StanzaError::new(Condition::ItemNotFound));
         };
         return super::presence::remove_contact(state, owner, item).await;
     }
+    // Held to the end: subscription stanzas may change this item meanwhile.
+    let _lock = state.roster_locks.lock(owner).await;
+    let existing = state
+        .storage
+        .roster_item(owner, &contact)
+        .await
+        .map_err(|e| internal(&e))?;
     let mut groups: Vec<String> = Vec::new();
     for g in el.children().filter(|c| c.is("group", ns::ROSTER)) {
         let name = g.text();
