@@ -63,6 +63,9 @@ async fn blocklist_get_block_unblock_with_pushes() {
     let mut chamber = client::login(&server, "juliet@localhost", "secret", "chamber").await;
     let mut balcony = client::login(&server, "juliet@localhost", "secret", "balcony").await;
 
+    // XEP-0191 §3.3: pushes go to resources that asked for the blocklist.
+    let _ = iq(&mut balcony, "lb", GET).await;
+    let mut window = client::login(&server, "juliet@localhost", "secret", "window").await;
     let r = iq(&mut chamber, "l0", GET).await;
     assert!(r.contains("type='result'"), "{r}");
     assert!(
@@ -119,6 +122,10 @@ async fn blocklist_get_block_unblock_with_pushes() {
         ))
         .await;
     }
+
+    // The resource that never asked for the blocklist got no push.
+    let seen = before_marker(&mut window, "w1").await;
+    assert!(!seen.iter().any(|s| is_push(s, "block")), "{seen:?}");
 
     let r = iq(&mut balcony, "l1", GET).await;
     assert!(r.contains("<item jid='romeo@montague.net'/>"), "{r}");

@@ -132,6 +132,7 @@ fn try_bind(
             priority: None,
             presence: None,
             roster_requested: false,
+            blocklist_requested: false,
         };
         match state.sessions.bind(handle.clone(), policy) {
             BindOutcome::Bound(jid) => {

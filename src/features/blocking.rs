@@ -95,6 +95,9 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     let storage = &req.state.storage;
     match (req.payload.name(), req.set) {
         ("blocklist", false) => {
+            if let Ok(full) = req.from.clone().try_into_full() {
+                req.state.sessions.set_blocklist_requested(&full);
+            }
             let jids = storage
                 .blocklist(&owner)
                 .await
@@ -194,11 +197,11 @@ async fn changed(state: &ServerState, owner: &BareJid, command: &str, jids: &[St
     if let Some(cache) = cache_of(state) {
         cache.forget(owner);
     }
-    // XEP-0191 pushes go to the resources that requested the blocklist. The
-    // sessions do not record that, so every resource gets them: a client
-    // that never asked ignores an iq it does not understand, and answers it
-    // with an error at worst, which the server drops.
+    // XEP-0191 §3.3: pushes go to the resources that requested the blocklist.
     for session in state.sessions.of(owner) {
+        if !session.blocklist_requested {
+            continue;
+        }
         let mut payload = Element::bare(command, ns::BLOCKING);
         for jid in jids {
             payload.append_child(item(jid));

@@ -377,6 +377,7 @@ mod tests {
                 &Element::bare("presence", "jabber:client"),
             )),
             roster_requested: false,
+            blocklist_requested: false,
         };
         state
             .sessions

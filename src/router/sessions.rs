@@ -97,6 +97,8 @@ pub struct SessionHandle {
     pub presence: Option<StoredPresence>,
     /// The session asked for the roster, so it gets roster pushes (RFC 6121 §2.1.6).
     pub roster_requested: bool,
+    /// The session asked for the blocklist, so it gets blocklist pushes (XEP-0191 §3.3).
+    pub blocklist_requested: bool,
 }
 
 /// Outcome of trying to bind a resource.
@@ -205,12 +207,21 @@ impl Sessions {
 
     /// Note that the session bound to `jid` asked for its roster.
     pub fn set_roster_requested(&self, jid: &FullJid) {
+        self.update(jid, |h| h.roster_requested = true);
+    }
+
+    /// Note that the session bound to `jid` asked for its blocklist.
+    pub fn set_blocklist_requested(&self, jid: &FullJid) {
+        self.update(jid, |h| h.blocklist_requested = true);
+    }
+
+    fn update(&self, jid: &FullJid, change: impl FnOnce(&mut SessionHandle)) {
         let mut map = self.by_bare.write().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = map
             .get_mut(&jid.to_bare())
             .and_then(|l| l.iter_mut().find(|h| &h.jid == jid))
         {
-            h.roster_requested = true;
+            change(h);
         }
     }
 
@@ -259,6 +270,7 @@ mod tests {
                 priority: None,
                 presence: None,
                 roster_requested: false,
+                blocklist_requested: false,
             },
             rx,
         )
