@@ -4,13 +4,13 @@
 
 mod common;
 use common::client::{attr, next, wait_for};
+use common::client::{iq, is_error};
 
 use common::Server;
 use common::client::{self, Client, WAIT};
 use jaseur::features::announce::{Motd, MotdStore};
 use jaseur::storage::Storage;
 
-const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const ANNOUNCE: &str = "http://jabber.org/protocol/admin#announce";
 const SET_MOTD: &str = "http://jabber.org/protocol/admin#set-motd";
 const EDIT_MOTD: &str = "http://jabber.org/protocol/admin#edit-motd";
@@ -42,12 +42,6 @@ fn start_with_admin() -> Server {
     s
 }
 
-/// Send an iq (`ID` in `body` is replaced by `id`) and return its reply.
-async fn iq(c: &mut Client, id: &str, body: &str) -> String {
-    c.send(&body.replace("ID", id)).await;
-    wait_for(c, id, |s| attr(s, "id").as_deref() == Some(id)).await
-}
-
 /// Available presence, processed once the ping after it is answered; returns
 /// everything the server sent before that answer.
 async fn available(c: &mut Client, marker: &str) -> Vec<String> {
@@ -66,11 +60,6 @@ async fn available(c: &mut Client, marker: &str) -> Vec<String> {
         }
         seen.push(s);
     }
-}
-
-fn is_error(stanza: &str, condition: &str) -> bool {
-    attr(stanza, "type").as_deref() == Some("error")
-        && stanza.contains(&format!("<{condition} xmlns='{STANZAS}'/>"))
 }
 
 fn execute(node: &str) -> String {

@@ -5,25 +5,13 @@
 
 mod common;
 use common::client::{attr, next, wait_for};
+use common::client::{iq, is_error, reply};
 
 use common::Server;
 use common::client::{self, Client, WAIT};
 use jaseur::features::blocking::{self, BlockingStore, Cache, Verdict};
 use jaseur::storage::Storage;
 use jid::BareJid;
-
-const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
-
-/// The stanza with id `id`.
-async fn reply(c: &mut Client, id: &str) -> String {
-    wait_for(c, id, |s| attr(s, "id").as_deref() == Some(id)).await
-}
-
-/// Send an iq and return its reply.
-async fn iq(c: &mut Client, id: &str, body: &str) -> String {
-    c.send(&body.replace("ID", id)).await;
-    reply(c, id).await
-}
 
 /// Everything received before the stanza with id `marker` (a ping answered by the server).
 async fn before_marker(c: &mut Client, marker: &str) -> Vec<String> {
@@ -41,10 +29,6 @@ async fn before_marker(c: &mut Client, marker: &str) -> Vec<String> {
         }
         seen.push(s);
     }
-}
-
-fn is_error(stanza: &str, condition: &str) -> bool {
-    stanza.contains("type='error'") && stanza.contains(&format!("<{condition} xmlns='{STANZAS}'/>"))
 }
 
 fn is_push(s: &str, command: &str) -> bool {

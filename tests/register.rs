@@ -3,13 +3,12 @@
 //! real server over TLS.
 
 mod common;
-use common::client::{attr, element_end, norm};
+use common::client::{attr, norm};
+use common::client::{iq, is_error};
 
 use common::Server;
 use common::client::{self, Client, HEADER, WAIT};
-use tokio::io::AsyncReadExt;
 
-const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const STREAMS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 const FEATURE: &str = "<register xmlns='http://jabber.org/features/iq-register'/>";
 
@@ -39,44 +38,8 @@ fn open_server() -> Server {
     start_with_auth("allow_registration = true")
 }
 
-/// The stanza with id `id`, skipping others; panics after `WAIT`.
-async fn reply(c: &mut Client, id: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut skipped = Vec::new();
-    loop {
-        if let Some(end) = element_end(&c.buf) {
-            let s = norm(c.buf[..end].trim());
-            c.buf.drain(..end);
-            if attr(&s, "id").as_deref() == Some(id) {
-                return s;
-            }
-            skipped.push(s);
-            continue;
-        }
-        let mut chunk = [0u8; 16384];
-        match tokio::time::timeout_at(deadline, c.io.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => c.buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
-            other => panic!(
-                "no reply {id}: {other:?}; skipped {skipped:#?}; partial {:?}",
-                c.buf
-            ),
-        }
-    }
-}
-
-/// Send an iq (`ID` in `body` is replaced by `id`) and return its reply.
-async fn iq(c: &mut Client, id: &str, body: &str) -> String {
-    c.send(&body.replace("ID", id)).await;
-    reply(c, id).await
-}
-
 fn is_result(stanza: &str) -> bool {
     attr(stanza, "type").as_deref() == Some("result")
-}
-
-fn is_error(stanza: &str, condition: &str) -> bool {
-    attr(stanza, "type").as_deref() == Some("error")
-        && stanza.contains(&format!("<{condition} xmlns='{STANZAS}'/>"))
 }
 
 fn register_set(user: &str, password: &str) -> String {

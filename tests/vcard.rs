@@ -3,58 +3,21 @@
 //! on SQLite and PostgreSQL.
 
 mod common;
-use common::client::{attr, element_end, norm};
+use common::client::attr;
+use common::client::{iq, is_error};
 
 use common::Server;
-use common::client::{self, Client, WAIT};
+use common::client::{self};
 use jaseur::features::private::PrivateStore;
 use jaseur::features::vcard::VCardStore;
 use jaseur::storage::Storage;
 use jid::BareJid;
-use tokio::io::AsyncReadExt;
-
-const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 const BOOKMARKS: &str = "<storage xmlns='storage:bookmarks'><conference jid='room@conference.localhost' \
      autojoin='true' name='Room'><nick>alice</nick></conference></storage>";
 
 /// A 1x1 PNG, as a client would put in PHOTO/BINVAL (XEP-0153).
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-
-/// The stanza with id `id`, skipping others; panics after `WAIT`.
-async fn reply(c: &mut Client, id: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut skipped = Vec::new();
-    loop {
-        if let Some(end) = element_end(&c.buf) {
-            let s = norm(c.buf[..end].trim());
-            c.buf.drain(..end);
-            if attr(&s, "id").as_deref() == Some(id) {
-                return s;
-            }
-            skipped.push(s);
-            continue;
-        }
-        let mut chunk = [0u8; 16384];
-        match tokio::time::timeout_at(deadline, c.io.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => c.buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
-            other => panic!(
-                "no reply {id}: {other:?}; skipped {skipped:#?}; partial {:?}",
-                c.buf
-            ),
-        }
-    }
-}
-
-/// Send an iq and return its reply.
-async fn iq(c: &mut Client, id: &str, body: &str) -> String {
-    c.send(&body.replace("ID", id)).await;
-    reply(c, id).await
-}
-
-fn is_error(stanza: &str, condition: &str) -> bool {
-    stanza.contains("type='error'") && stanza.contains(&format!("<{condition} xmlns='{STANZAS}'/>"))
-}
 
 fn vcard_set(fill: &str) -> String {
     format!(

@@ -381,3 +381,22 @@ pub async fn wait_for(c: &mut Client, what: &str, pred: impl Fn(&str) -> bool) -
         }
     }
 }
+
+/// The reply with id `id`, skipping other stanzas; panics after `WAIT`.
+pub async fn reply(c: &mut Client, id: &str) -> String {
+    wait_for(c, id, |s| attr(s, "id").as_deref() == Some(id)).await
+}
+
+/// Send `body` with `ID` replaced by `id`, and return the reply.
+pub async fn iq(c: &mut Client, id: &str, body: &str) -> String {
+    c.send(&body.replace("ID", id)).await;
+    reply(c, id).await
+}
+
+/// Whether a normalised stanza is an error with this RFC 6120 condition.
+pub fn is_error(stanza: &str, condition: &str) -> bool {
+    attr(stanza, "type").as_deref() == Some("error")
+        && stanza.contains(&format!(
+            "<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        ))
+}
