@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(python3-slixmpp python3-nbxmpp go-sendxmpp mcabber postgresql procps)
+packages=(python3-slixmpp python3-nbxmpp go-sendxmpp mcabber postgresql procps slapd ldap-utils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -125,13 +125,242 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthBackendKind {
+    /// Accounts in our database (SCRAM keys).
     Internal,
+    /// Accounts of an LDAP directory (password checked by a bind).
+    Ldap,
 }
+
+/// One backend, or several tried in order: `"ldap"` or `["internal", "ldap"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Backends {
+    One(AuthBackendKind),
+    Many(Vec<AuthBackendKind>),
+}
+
+impl Backends {
+    /// The backends in the order accounts are looked up.
+    pub fn list(&self) -> &[AuthBackendKind] {
+        match self {
+            Backends::One(k) => std::slice::from_ref(k),
+            Backends::Many(v) => v,
+        }
+    }
+
+    /// Whether `kind` is one of them.
+    pub fn has(&self, kind: AuthBackendKind) -> bool {
+        self.list().contains(&kind)
+    }
+}
+
+/// An LDAP directory (RFC 4510-4516) that holds a domain's accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapConfig {
+    /// `ldap://host[:port]` (with StartTLS unless `starttls = false`) or `ldaps://host[:port]`.
+    pub url: String,
+    /// Upgrade `ldap://` connections with StartTLS.
+    pub starttls: bool,
+    /// PEM file of the CA that signed the directory's certificate (else the system's).
+    pub tls_ca: Option<PathBuf>,
+    /// Where accounts are searched (subtree).
+    pub base_dn: String,
+    /// The attribute holding the login, which becomes the XMPP localpart.
+    pub uid_attribute: String,
+    /// Extra filter an account must match, e.g. `(employeeType=actif)`.
+    pub filter: String,
+    /// DN to search as (search-then-bind); omitted: anonymous search, or `user_dn_template`.
+    pub bind_dn: Option<String>,
+    /// Password of `bind_dn`.
+    pub bind_password: Option<String>,
+    /// File holding the password of `bind_dn` (instead of `bind_password`).
+    pub bind_password_file: Option<PathBuf>,
+    /// Bind directly as this DN, `{user}` replaced by the escaped login (no search).
+    pub user_dn_template: Option<String>,
+    /// Seconds to open a connection.
+    pub connect_timeout: u64,
+    /// Seconds for a whole login check, waiting for a connection included.
+    pub timeout: u64,
+    /// Connections to the directory at most.
+    pub pool_size: usize,
+    /// Seconds a successful check is remembered (0: ask the directory every time).
+    pub cache_ttl: u64,
+    /// Distinct wrong passwords per account and `auth.throttle_window` sent to the directory.
+    pub max_failed_binds: u32,
+    /// vCard fields filled from attributes (fn, family, given, nickname, email, tel, orgname, orgunit, title, role, url, photo).
+    pub vcard: BTreeMap<String, String>,
+    /// Offer XEP-0055 directory search at `search.DOMAIN`.
+    pub search: bool,
+    /// Most results of one search.
+    pub search_max_results: usize,
+    /// Searches one user may make per minute.
+    pub search_per_minute: u32,
+    /// Shortest search term accepted.
+    pub search_min_length: usize,
+    /// Shared roster groups built from the directory.
+    pub shared_groups: Vec<SharedGroup>,
+    /// Attribute of a group entry that lists its members (DNs, or logins for `memberUid`).
+    pub member_attribute: String,
+    /// Largest shared group: a larger one is left out (with a warning).
+    pub shared_group_max: usize,
+    /// Seconds between refreshes of the shared groups.
+    pub shared_group_refresh: u64,
+}
+
+/// A shared roster group: its members see each other under `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedGroup {
+    /// The roster group name members see.
+    pub name: String,
+    /// DN of a group entry (groupOfNames, groupOfUniqueNames, posixGroup).
+    pub dn: Option<String>,
+    /// Or: every account whose `ou` is this value.
+    pub ou: Option<String>,
+}
+
+impl LdapConfig {
+    /// Check one directory's settings: the offending key and why.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.url.starts_with("ldap://")
+            || self.url.starts_with("ldaps://")
+            || self.url.starts_with("ldapi://"))
+        {
+            return Err(("url", "use ldap://, ldaps:// or ldapi://".into()));
+        }
+        if self.base_dn.trim().is_empty() {
+            return Err(("base_dn", "the directory's base DN is needed".into()));
+        }
+        if self.uid_attribute.is_empty()
+            || !self
+                .uid_attribute
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';')
+        {
+            return Err(("uid_attribute", "not an attribute name".into()));
+        }
+        if !self.filter.is_empty()
+            && (!self.filter.starts_with('(') || ldap3::parse_filter(&self.filter).is_err())
+        {
+            return Err((
+                "filter",
+                format!(
+                    "{:?} is not an LDAP filter (RFC 4515), e.g. (employeeType=actif)",
+                    self.filter
+                ),
+            ));
+        }
+        if self.bind_password.is_some() && self.bind_password_file.is_some() {
+            return Err((
+                "bind_password",
+                "set bind_password or bind_password_file, not both".into(),
+            ));
+        }
+        if self.bind_dn.is_none()
+            && (self.bind_password.is_some() || self.bind_password_file.is_some())
+        {
+            return Err(("bind_dn", "a bind password without bind_dn".into()));
+        }
+        if let Some(t) = &self.user_dn_template
+            && !t.contains("{user}")
+        {
+            return Err(("user_dn_template", "must contain {user}".into()));
+        }
+        if self.pool_size == 0 {
+            return Err(("pool_size", "must be above 0".into()));
+        }
+        if self.timeout == 0 || self.connect_timeout == 0 {
+            return Err((
+                "timeout",
+                "timeout and connect_timeout must be above 0".into(),
+            ));
+        }
+        if self.max_failed_binds == 0 {
+            return Err(("max_failed_binds", "must be above 0".into()));
+        }
+        for field in self.vcard.keys() {
+            if !VCARD_FIELDS.contains(&field.as_str()) {
+                return Err((
+                    "vcard",
+                    format!(
+                        "unknown vCard field {field:?}; known: {}",
+                        VCARD_FIELDS.join(", ")
+                    ),
+                ));
+            }
+        }
+        for g in &self.shared_groups {
+            if g.name.trim().is_empty() || g.dn.is_some() == g.ou.is_some() {
+                return Err((
+                    "shared_groups",
+                    format!(
+                        "group {:?}: give a name and exactly one of dn or ou",
+                        g.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        let vcard = [
+            ("fn", "displayName"),
+            ("family", "sn"),
+            ("given", "givenName"),
+            ("email", "mail"),
+            ("tel", "telephoneNumber"),
+            ("orgname", "o"),
+            ("orgunit", "ou"),
+            ("title", "title"),
+            ("photo", "jpegPhoto"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        LdapConfig {
+            url: "ldap://127.0.0.1".into(),
+            starttls: true,
+            tls_ca: None,
+            base_dn: String::new(),
+            uid_attribute: "uid".into(),
+            filter: String::new(),
+            bind_dn: None,
+            bind_password: None,
+            bind_password_file: None,
+            user_dn_template: None,
+            connect_timeout: 5,
+            timeout: 5,
+            pool_size: 8,
+            cache_ttl: 300,
+            max_failed_binds: 3,
+            vcard,
+            search: true,
+            search_max_results: 50,
+            search_per_minute: 10,
+            search_min_length: 2,
+            shared_groups: Vec::new(),
+            member_attribute: "member".into(),
+            shared_group_max: 500,
+            shared_group_refresh: 600,
+        }
+    }
+}
+
+/// vCard fields the directory may fill.
+pub const VCARD_FIELDS: &[&str] = &[
+    "fn", "family", "given", "nickname", "email", "tel", "orgname", "orgunit", "title", "role",
+    "url", "photo",
+];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    pub backend: AuthBackendKind,
+    /// `"internal"`, `"ldap"`, or a list tried in order.
+    pub backend: Backends,
     /// PBKDF2 iterations for new SCRAM credentials (RFC 7677 asks for 4096 at least).
     pub scram_iterations: u32,
     /// Offer PLAIN (always only over TLS).
@@ -144,6 +373,8 @@ pub struct AuthConfig {
     pub throttle_window: u64,
     /// Let clients create accounts with XEP-0077 in-band registration.
     pub allow_registration: bool,
+    /// The directory, for domains whose backend includes `ldap`.
+    pub ldap: Option<LdapConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -187,7 +418,9 @@ impl Default for LimitsConfig {
 pub struct DomainConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    pub auth_backend: Option<AuthBackendKind>,
+    pub auth_backend: Option<Backends>,
+    /// This domain's own directory (else `auth.ldap`).
+    pub ldap: Option<LdapConfig>,
 }
 
 impl Default for ServerConfig {
@@ -233,13 +466,14 @@ impl Default for StorageConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            backend: AuthBackendKind::Internal,
+            backend: Backends::One(AuthBackendKind::Internal),
             scram_iterations: 4096,
             allow_plain: true,
             throttle_base_ms: 500,
             throttle_max_ms: 15_000,
             throttle_window: 900,
             allow_registration: false,
+            ldap: None,
         }
     }
 }
@@ -367,6 +601,7 @@ impl Config {
                 "RFC 7677 asks for 4096 at least".into(),
             ));
         }
+        self.validate_auth(path)?;
         if let Some(url) = &self.storage.url
             && !(url.starts_with("sqlite:")
                 || url.starts_with("postgres:")
@@ -379,6 +614,54 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    fn validate_auth(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        for domain in &self.server.domains {
+            let key = if self
+                .domain
+                .get(domain)
+                .is_some_and(|d| d.auth_backend.is_some())
+            {
+                format!("domain.{domain}.auth_backend")
+            } else {
+                "auth.backend".to_owned()
+            };
+            let list = self.auth_backends(domain).list();
+            if list.is_empty() {
+                return Err(invalid(&key, "name at least one backend".into()));
+            }
+            if list.iter().enumerate().any(|(i, k)| list[..i].contains(k)) {
+                return Err(invalid(&key, "a backend is listed twice".into()));
+            }
+            if self.auth_backends(domain).has(AuthBackendKind::Ldap) && self.ldap(domain).is_none()
+            {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "{domain} uses ldap but neither [auth.ldap] nor [domain.\"{domain}\".ldap] is set"
+                    ),
+                ));
+            }
+        }
+        let tables = self
+            .auth
+            .ldap
+            .iter()
+            .map(|l| ("auth.ldap".to_owned(), l))
+            .chain(self.domain.iter().filter_map(|(name, d)| {
+                d.ldap.as_ref().map(|l| (format!("domain.{name}.ldap"), l))
+            }));
+        for (prefix, l) in tables {
+            l.validate()
+                .map_err(|(k, m)| invalid(&format!("{prefix}.{k}"), m))?;
+        }
         Ok(())
     }
 
@@ -412,12 +695,23 @@ impl Config {
         self.server.admins.iter().any(|a| a == bare)
     }
 
-    /// The auth backend for one domain.
-    pub fn auth_backend(&self, domain: &str) -> AuthBackendKind {
+    /// The auth backends for one domain, in lookup order.
+    pub fn auth_backends(&self, domain: &str) -> &Backends {
         self.domain
             .get(domain)
-            .and_then(|d| d.auth_backend)
-            .unwrap_or(self.auth.backend)
+            .and_then(|d| d.auth_backend.as_ref())
+            .unwrap_or(&self.auth.backend)
+    }
+
+    /// The directory of one domain, when its backends include LDAP.
+    pub fn ldap(&self, domain: &str) -> Option<&LdapConfig> {
+        if !self.auth_backends(domain).has(AuthBackendKind::Ldap) {
+            return None;
+        }
+        self.domain
+            .get(domain)
+            .and_then(|d| d.ldap.as_ref())
+            .or(self.auth.ldap.as_ref())
     }
 
     /// The admin socket's path.
@@ -461,8 +755,23 @@ mod tests {
                 "domain.tls_cert",
                 "domain.tls_key",
                 "domain.auth_backend",
+                "domain.ldap",
+                "auth.ldap",
             ]
             .map(String::from),
+        );
+        let ldap = toml::to_string(&LdapConfig::default()).expect("serialise ldap defaults");
+        let ldap: toml::Table = ldap.parse().expect("reparse");
+        keys.extend(ldap.keys().map(|k| format!("auth.ldap.{k}")));
+        keys.extend(
+            [
+                "tls_ca",
+                "bind_dn",
+                "bind_password",
+                "bind_password_file",
+                "user_dn_template",
+            ]
+            .map(|k| format!("auth.ldap.{k}")),
         );
         keys
     }

@@ -22,8 +22,23 @@ enum Command {
     /// Manage accounts of the internal backend.
     #[command(subcommand)]
     User(UserCommand),
-    /// Check the configuration, certificates, ports and storage.
+    /// Check the configuration, certificates, ports, storage and directories.
     Check,
+    /// Look at a domain's LDAP directory.
+    #[command(subcommand)]
+    Ldap(LdapCommand),
+}
+
+#[derive(Subcommand)]
+enum LdapCommand {
+    /// Check an account's password against its directory (a real bind).
+    Test {
+        jid: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// The running server's connections to each directory.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -86,6 +101,10 @@ fn main() -> ExitCode {
         match command {
             Command::Run => jaseur::server::start(config).await,
             Command::Check => jaseur::cli::check::run(&config).await,
+            Command::Ldap(LdapCommand::Test { jid, password }) => {
+                jaseur::cli::ldap::test(&config, &jid, password).await
+            }
+            Command::Ldap(LdapCommand::Status) => jaseur::cli::ldap::status(&config).await,
             Command::User(u) => match u {
                 UserCommand::Add {
                     bulk: Some(file), ..

@@ -81,7 +81,8 @@ pub async fn start(config: Config) -> anyhow::Result<()> {
     let tls = Tls::new(&config).context("cannot load certificates")?;
     let secret = load_secret(&data_dir)?;
     let listeners = Listeners::bind(&config).await?;
-    let state = Arc::new(ServerState::new(config, storage, tls, secret));
+    let state =
+        Arc::new(ServerState::new(config, storage, tls, secret).map_err(anyhow::Error::msg)?);
     let admin = admin::Server::bind(&state.config).await?;
     run(listeners, admin, state).await
 }
@@ -103,6 +104,8 @@ pub async fn run(
         tokio::spawn(c2s::serve(state.clone(), l, true, tasks.clone()));
     }
     tokio::spawn(admin.serve(state.clone()));
+    crate::features::search::start(&state);
+    crate::features::roster::shared::start(&state).await;
     write_ready_file(&state.config, &starttls, &direct)?;
     tracing::info!(
         domains = ?state.config.server.domains,

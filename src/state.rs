@@ -27,18 +27,28 @@ pub struct ServerState {
     pub roster_locks: RosterLocks,
     /// XEP-0191 blocklists of recently active accounts.
     pub blocklists: crate::features::blocking::Cache,
+    /// The LDAP directories of the domains that use one.
+    pub directories: crate::auth::backends::Directories,
+    /// Shared roster groups read from the directories.
+    pub shared_rosters: crate::features::roster::shared::SharedRosters,
     connections: AtomicUsize,
 }
 
 impl ServerState {
-    /// Assemble the state from its parts.
-    pub fn new(config: Config, storage: Storage, tls: Tls, secret: Vec<u8>) -> Self {
+    /// Assemble the state from its parts (fails on an unusable directory setting).
+    pub fn new(
+        config: Config,
+        storage: Storage,
+        tls: Tls,
+        secret: Vec<u8>,
+    ) -> Result<Self, String> {
+        let directories = crate::auth::backends::Directories::new(&config)?;
         let throttle = Throttle::new(
             Duration::from_millis(config.auth.throttle_base_ms),
             Duration::from_millis(config.auth.throttle_max_ms),
             Duration::from_secs(config.auth.throttle_window),
         );
-        ServerState {
+        Ok(ServerState {
             config: Arc::new(config),
             storage,
             sessions: Sessions::default(),
@@ -49,8 +59,10 @@ impl ServerState {
             secret,
             blocklists: crate::features::blocking::Cache::default(),
             roster_locks: RosterLocks::default(),
+            directories,
+            shared_rosters: Default::default(),
             connections: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// Count a new connection, unless the limit is reached.

@@ -2,7 +2,8 @@
 //! prosodyctl's shell). One request line, one answer line; the socket lives
 //! under the data directory and only its owner may use it.
 //!
-//! Requests: `ping`, `close-sessions JID` (after the account was deleted).
+//! Requests: `ping`, `close-sessions JID` (after the account was deleted),
+//! `ldap-stats` (each directory's connections: open, most at once, limit).
 //! Answers: `ok [detail]` or `error message`.
 
 use crate::config::Config;
@@ -82,6 +83,19 @@ fn execute(state: &ServerState, line: &str) -> String {
     let mut words = line.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some("ping"), None, None) => "ok".into(),
+        (Some("ldap-stats"), None, None) => {
+            let mut out = String::from("ok");
+            let mut dirs: Vec<_> = state.directories.iter().collect();
+            dirs.sort_by(|a, b| a.0.cmp(b.0));
+            for (domain, dir) in dirs {
+                let s = dir.stats();
+                out.push_str(&format!(
+                    " {domain}:open={},high_water={},size={}",
+                    s.open, s.high_water, s.size
+                ));
+            }
+            out
+        }
         (Some("close-sessions"), Some(jid), None) => match jid::BareJid::new(jid) {
             Ok(bare) => {
                 state.blocklists.forget(&bare);

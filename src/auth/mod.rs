@@ -2,9 +2,12 @@
 //! failed attempts.
 //!
 //! The internal backend keeps SCRAM keys in the database (`store`); the LDAP
-//! backend (issue "ENT/LDAP") will verify PLAIN passwords against a directory.
+//! backend verifies PLAIN passwords against a directory (`ldap`). Each
+//! domain lists its backends in order (`backends`).
 
+pub mod backends;
 pub mod internal;
+pub mod ldap;
 pub mod store;
 pub mod throttle;
 

@@ -3,6 +3,7 @@
 
 use super::session::{End, Tls};
 use crate::auth::AccountStore;
+use crate::auth::backends::{self, Verdict};
 use crate::sasl::scram::{ChannelBinding, Hash, ScramCredentials, ScramServer};
 use crate::sasl::{Mechanism, SaslError, plain};
 use crate::state::ServerState;
@@ -18,14 +19,19 @@ use std::net::IpAddr;
 /// Attempts allowed on one connection before it is closed.
 const MAX_ATTEMPTS: usize = 5;
 
-/// The mechanisms to offer on this connection, best first.
-pub fn offered(state: &ServerState, cb: &ChannelBinding) -> Vec<Mechanism> {
+/// The mechanisms to offer on this connection to `domain`, best first.
+///
+/// SCRAM needs keys only the internal backend keeps; a directory checks
+/// passwords by binding with them, so its domains need PLAIN (over TLS).
+pub fn offered(state: &ServerState, domain: &str, cb: &ChannelBinding) -> Vec<Mechanism> {
     let mut out = Vec::new();
-    if cb.tls_exporter.is_some() || cb.tls_server_end_point.is_some() {
-        out.extend([Mechanism::ScramSha256Plus, Mechanism::ScramSha1Plus]);
+    if backends::scram_possible(&state.config, domain) {
+        if cb.tls_exporter.is_some() || cb.tls_server_end_point.is_some() {
+            out.extend([Mechanism::ScramSha256Plus, Mechanism::ScramSha1Plus]);
+        }
+        out.extend([Mechanism::ScramSha256, Mechanism::ScramSha1]);
     }
-    out.extend([Mechanism::ScramSha256, Mechanism::ScramSha1]);
-    if state.config.auth.allow_plain {
+    if state.config.auth.allow_plain || backends::plain_needed(&state.config, domain) {
         out.push(Mechanism::Plain);
     }
     out
@@ -237,31 +243,26 @@ async fn plain_attempt(
     ip: IpAddr,
 ) -> Result<(BareJid, Option<Vec<u8>>), Attempt> {
     let msg = plain::parse(initial).map_err(|e| sasl_failed(&e))?;
-    let label = format!("{}@{domain}", msg.username);
+    // Directories match logins ignoring case and surrounding spaces, and
+    // users type them that way: nodeprep folds the case, we trim.
+    let username = msg.username.trim();
+    let label = format!("{username}@{domain}");
     throttle(state, ip, &label).await;
-    let Some(user) = account(&msg.username, domain) else {
+    let Some(user) = account(username, domain) else {
         return Err(rejected(state, ip, &label));
     };
     check_authzid(msg.authzid.as_deref(), &user)?;
-    let creds = state
-        .storage
-        .credentials(&user)
-        .await
-        .map_err(|e| temporary(&e))?;
-    let ok = match creds {
-        Some(c) => {
-            let password = msg.password;
-            tokio::task::spawn_blocking(move || c.verify_password(&password))
-                .await
-                .unwrap_or(false)
+    match backends::verify_plain(state, &user, &msg.password).await {
+        Verdict::Accepted => {
+            state.throttle.succeeded(user.as_str());
+            Ok((user, None))
         }
-        None => false,
-    };
-    if !ok {
-        return Err(rejected(state, ip, user.as_str()));
+        Verdict::Rejected => Err(rejected(state, ip, user.as_str())),
+        Verdict::Unavailable => {
+            tracing::info!(account = %user, "authentication failed: the account's backend is unavailable");
+            Err(Attempt::Failed(failure("temporary-auth-failure", None)))
+        }
     }
-    state.throttle.succeeded(user.as_str());
-    Ok((user, None))
 }
 
 fn temporary(e: &dyn std::fmt::Display) -> Attempt {

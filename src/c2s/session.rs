@@ -111,7 +111,13 @@ struct Negotiating<S> {
 
 impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Negotiating<S> {
     /// Read the peer's header, answer with ours and then `features`.
-    async fn open(&mut self, state: &ServerState, features: &str) -> Result<StreamHeader, End> {
+    /// Read the client's header, answer it, and send the features `features`
+    /// makes for the domain the client named.
+    async fn open(
+        &mut self,
+        state: &ServerState,
+        features: impl FnOnce(&str) -> String,
+    ) -> Result<StreamHeader, End> {
         let h = self.stream.read_header().await?;
         let wanted =
             h.to.clone()
@@ -152,6 +158,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Negotiating<S> {
         if let Some((condition, text)) = problem {
             return Err(End::Error(StreamError::new(condition, text)));
         }
+        let features = features(self.our_domain(state));
         self.stream
             .write_str(&format!("<stream:features>{features}</stream:features>"))
             .await
@@ -217,7 +224,7 @@ async fn negotiate(
         };
         let starttls = format!("<starttls xmlns='{}'><required/></starttls>", ns::TLS);
         let result = async {
-            plain.open(state, &starttls).await?;
+            plain.open(state, |_| starttls.clone()).await?;
             match read(&mut plain.stream).await? {
                 Incoming::Element(el) if el.is("starttls", ns::TLS) => {
                     plain.stream.check_nothing_pending().map_err(End::Error)
@@ -261,16 +268,20 @@ async fn negotiate(
         domain,
     };
     let result = async {
-        let mechs = sasl::offered(state, &cb);
+        let mut mechs = Vec::new();
+        s.open(state, |domain| {
+            mechs = sasl::offered(state, domain, &cb);
+            let mut features = sasl::features(&mechs, &cb);
+            if let Some(register) = crate::features::register::stream_feature(state, domain) {
+                features.push_str(register);
+            }
+            features
+        })
+        .await?;
         let cb = ChannelBinding {
             plus_advertised: mechs.iter().any(|m| m.is_plus()),
             ..cb
         };
-        let mut features = sasl::features(&mechs, &cb);
-        if let Some(register) = crate::features::register::stream_feature(state) {
-            features.push_str(register);
-        }
-        s.open(state, &features).await?;
         let user = sasl::negotiate(state, &mut s.stream, &s.domain, peer.ip(), cb, &mechs).await?;
         s.stream.restart();
         let features = format!(
@@ -278,7 +289,7 @@ async fn negotiate(
             bind::features(),
             crate::features::disco::caps_element(&state.config)
         );
-        let header = s.open(state, &features).await?;
+        let header = s.open(state, |_| features).await?;
         let parts = bind::bind(state, &mut s.stream, user).await?;
         Ok((parts, header.lang))
     }

@@ -59,6 +59,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
             "check [storage] url, that the database server runs and that the data_dir is writable",
         ),
     }
+    directories(config, &mut r).await;
     if config.server.admins.is_empty() {
         r.warn(
             "no server admins",
@@ -70,6 +71,71 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         anyhow::bail!("jaseur check found {} errors", r.errors);
     }
     Ok(())
+}
+
+/// Each domain's backends and SASL mechanisms, and whether its directory answers.
+async fn directories(config: &Config, r: &mut Report) {
+    use crate::auth::backends;
+    let dirs = match backends::Directories::new(config) {
+        Ok(d) => d,
+        Err(e) => {
+            r.error(
+                &format!("directory: {e}"),
+                "check the [auth.ldap] files (tls_ca, bind_password_file)",
+            );
+            return;
+        }
+    };
+    for domain in &config.server.domains {
+        let list = config.auth_backends(domain).list();
+        let mut mechs = Vec::new();
+        if backends::scram_possible(config, domain) {
+            mechs.push("SCRAM-SHA-256(-PLUS), SCRAM-SHA-1(-PLUS)");
+        }
+        if config.auth.allow_plain || backends::plain_needed(config, domain) {
+            mechs.push("PLAIN (over TLS only)");
+        }
+        r.ok(&format!(
+            "{domain}: backends {list:?}, SASL offered: {}",
+            mechs.join(", ")
+        ));
+        if backends::plain_needed(config, domain) && backends::scram_possible(config, domain) {
+            r.ok(&format!(
+                "{domain}: directory accounts log in with PLAIN, internal ones with SCRAM or PLAIN"
+            ));
+        }
+        let Some(dir) = dirs.get(domain) else {
+            continue;
+        };
+        let l = dir.config();
+        let local = l.url.starts_with("ldapi://")
+            || l.url.starts_with("ldap://127.")
+            || l.url.starts_with("ldap://localhost")
+            || l.url.starts_with("ldap://[::1]");
+        if l.url.starts_with("ldap://") && !l.starttls && !local {
+            r.warn(
+                &format!("{domain}: passwords go to {} unencrypted", l.url),
+                "set starttls = true or use ldaps://",
+            );
+        }
+        match dir.probe().await {
+            Ok(true) => r.ok(&format!(
+                "{domain}: directory {} answers and holds accounts",
+                l.url
+            )),
+            Ok(false) => r.warn(
+                &format!(
+                    "{domain}: directory {} answers, but no account under {} passes the filter",
+                    l.url, l.base_dn
+                ),
+                "check base_dn, uid_attribute, filter and what bind_dn may read",
+            ),
+            Err(e) => r.error(
+                &format!("{domain}: directory {}: {e}", l.url),
+                "check url, tls_ca, bind_dn and bind_password, and that the directory runs",
+            ),
+        }
+    }
 }
 
 fn port(addr: SocketAddr, running: bool, r: &mut Report) {

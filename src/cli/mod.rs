@@ -3,6 +3,7 @@
 //! admin socket for what touches live sessions).
 
 pub mod check;
+pub mod ldap;
 pub mod user;
 
 use crate::config::Config;

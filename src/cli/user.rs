@@ -20,14 +20,20 @@ pub fn account_jid(config: &Config, s: &str) -> anyhow::Result<BareJid> {
             config.server.domains
         );
     }
-    if config.auth_backend(jid.domain().as_str()) != AuthBackendKind::Internal {
-        bail!("{} authenticates against another backend", jid.domain());
+    if !config
+        .auth_backends(jid.domain().as_str())
+        .has(AuthBackendKind::Internal)
+    {
+        bail!(
+            "{} authenticates against its LDAP directory only: manage its accounts there, or add \"internal\" to its auth backends for local accounts",
+            jid.domain()
+        );
     }
     Ok(jid)
 }
 
 /// The password from the flag, or one line of standard input.
-fn password(flag: Option<String>) -> anyhow::Result<String> {
+pub(crate) fn password(flag: Option<String>) -> anyhow::Result<String> {
     let p = match flag {
         Some(p) => p,
         None => {

@@ -436,11 +436,18 @@ impl Item {
     }
 }
 
-/// The services the server `domain` lists in disco#items.
-///
-/// None yet: the MUC service adds `conference.DOMAIN` here, upload its own.
-pub fn server_items(_state: &ServerState, _domain: &str) -> Vec<Item> {
-    Vec::new()
+/// The services the server `domain` lists in disco#items: the directory
+/// search (XEP-0055) where there is one; MUC and upload add theirs here.
+pub fn server_items(state: &ServerState, domain: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    if let Some(jid) = super::search::service_jid(state, domain) {
+        items.push(Item {
+            jid,
+            node: None,
+            name: Some(super::search::NAME.to_owned()),
+        });
+    }
+    items
 }
 
 /// The ad-hoc commands (XEP-0050 §2.2) the server offers this requester:

@@ -15,6 +15,7 @@ pub mod presence;
 pub mod private;
 pub mod register;
 pub mod roster;
+pub mod search;
 pub mod time;
 pub mod vcard;
 pub mod version;

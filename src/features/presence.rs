@@ -189,7 +189,7 @@ pub fn track_directed(sp: &mut SessionPresence, el: &Element) {
 
 async fn contacts(state: &ServerState, user: &BareJid) -> Vec<RosterItem> {
     match state.storage.roster(user).await {
-        Ok((items, _)) => items,
+        Ok((items, _)) => super::roster::shared::merge(items, state.shared_rosters.items(user)),
         Err(e) => {
             tracing::error!(user = %user, error = %e, "cannot load the roster for presence");
             Vec::new()
@@ -248,7 +248,8 @@ pub async fn answer_probe(state: &ServerState, contact: &BareJid, asker: &Jid) {
             return;
         }
     };
-    if !item.is_some_and(|i| i.subscription.from())
+    let shared = state.shared_rosters.share(contact, &asker.to_bare());
+    if !(shared || item.is_some_and(|i| i.subscription.from()))
         || super::blocking::blocks(state, contact, asker).await
     {
         // Not subscribed, or blocked: reveal nothing.

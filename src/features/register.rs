@@ -33,8 +33,16 @@ const FEATURE: &str = "<register xmlns='http://jabber.org/features/iq-register'/
 
 /// The `<register/>` stream feature, offered before authentication when
 /// registration is allowed.
-pub fn stream_feature(state: &ServerState) -> Option<&'static str> {
-    state.config.auth.allow_registration.then_some(FEATURE)
+pub fn stream_feature(state: &ServerState, domain: &str) -> Option<&'static str> {
+    open(state, domain).then_some(FEATURE)
+}
+
+/// Whether anyone may create an account on `domain`. Never on a domain with
+/// a directory: an internal account would shadow (or pre-empt) the
+/// directory's account of the same name.
+fn open(state: &ServerState, domain: &str) -> bool {
+    state.config.auth.allow_registration
+        && !crate::auth::backends::plain_needed(&state.config, domain)
 }
 
 /// The reply to an iq a client sent before authenticating (§3.1: an
@@ -82,7 +90,7 @@ async fn unauthenticated(
     let to_us = iq.attr("to").is_none_or(|to| {
         BareJid::new(to).is_ok_and(|j| j.node().is_none() && j.domain().as_str() == domain)
     });
-    if !query.is("query", ns::REGISTER) || !to_us || !state.config.auth.allow_registration {
+    if !query.is("query", ns::REGISTER) || !to_us || !open(state, domain) {
         return Err(StanzaError::new(Condition::ServiceUnavailable));
     }
     if !set {
@@ -226,6 +234,10 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
         .await
         .map_err(internal)?
     {
+        if crate::auth::backends::plain_needed(&state.config, user.domain().as_str()) {
+            return Err(StanzaError::new(Condition::NotAllowed)
+                .with_text("your password is managed by your organisation's directory"));
+        }
         return Err(StanzaError::new(Condition::ItemNotFound));
     }
     tracing::info!(account = %user, "password changed in-band");
@@ -236,7 +248,7 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
 /// then end all its sessions with a `<not-authorized/>` stream error.
 async fn remove(req: &IqRequest<'_>, user: &BareJid) -> IqResult {
     let state = req.state;
-    if !state.config.auth.allow_registration {
+    if !open(state, user.domain().as_str()) {
         // Accounts come from the administrator; so does their removal.
         return Err(StanzaError::new(Condition::NotAllowed));
     }

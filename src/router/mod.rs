@@ -252,12 +252,11 @@ async fn message_to_bare(state: &ServerState, to: &BareJid, stanza: Element) {
 
 /// Whether a local account exists (a bound session proves it without a query).
 async fn account_exists(state: &ServerState, user: &BareJid) -> Result<bool, StanzaError> {
-    use crate::auth::AccountStore;
     if !state.sessions.of(user).is_empty() {
         return Ok(true);
     }
-    match state.storage.credentials(user).await {
-        Ok(c) => Ok(c.is_some()),
+    match crate::auth::backends::exists(state, user).await {
+        Ok(exists) => Ok(exists),
         Err(e) => {
             tracing::error!(user = %user, error = %e, "cannot check whether an account exists");
             Err(StanzaError::new(Condition::InternalServerError))
@@ -358,7 +357,7 @@ mod tests {
             .await
             .expect("storage");
         let tls = crate::stream::tls::Tls::new(&config).expect("tls");
-        Arc::new(ServerState::new(config, storage, tls, vec![7; 32]))
+        Arc::new(ServerState::new(config, storage, tls, vec![7; 32]).expect("state"))
     }
 
     fn session(

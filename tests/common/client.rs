@@ -108,9 +108,13 @@ pub fn tls_config(server: &Server) -> Arc<rustls::ClientConfig> {
 }
 
 async fn tls_connect(server: &Server, tcp: TcpStream) -> TlsStream<TcpStream> {
+    tls_connect_to(server, "localhost", tcp).await
+}
+
+async fn tls_connect_to(server: &Server, domain: &str, tcp: TcpStream) -> TlsStream<TcpStream> {
     let connector = tokio_rustls::TlsConnector::from(tls_config(server));
     connector
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .connect(ServerName::try_from(domain.to_owned()).expect("name"), tcp)
         .await
         .expect("TLS handshake with the server's own certificate")
 }
@@ -122,8 +126,20 @@ pub async fn tcp(server: &Server) -> Conn<TcpStream> {
 
 /// STARTTLS up to the post-TLS stream features.
 pub async fn starttls(server: &Server) -> Client {
+    starttls_to(server, "localhost").await.0
+}
+
+/// The stream header to `domain`.
+pub fn header_to(domain: &str) -> String {
+    HEADER.replacen("to='localhost'", &format!("to='{domain}'"), 1)
+}
+
+/// STARTTLS to `domain` (a domain the server serves, also used for SNI);
+/// returns the client and the post-TLS stream features.
+pub async fn starttls_to(server: &Server, domain: &str) -> (Client, String) {
+    let header = header_to(domain);
     let mut c = tcp(server).await;
-    c.send(HEADER).await;
+    c.send(&header).await;
     let features = c.expect("</stream:features>").await;
     assert!(
         features
@@ -135,11 +151,11 @@ pub async fn starttls(server: &Server) -> Client {
     c.expect("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         .await;
     assert!(c.buf.is_empty());
-    let tls = tls_connect(server, c.io).await;
+    let tls = tls_connect_to(server, domain, c.io).await;
     let mut c = Conn::new(tls);
-    c.send(HEADER).await;
-    c.expect("</stream:features>").await;
-    c
+    c.send(&header).await;
+    let features = c.expect("</stream:features>").await;
+    (c, features)
 }
 
 /// Direct TLS (XEP-0368) up to the stream features.
@@ -281,7 +297,12 @@ impl Client {
 
     /// Restart the stream after SASL success and bind; returns the bound JID.
     pub async fn bind(&mut self, resource: Option<&str>) -> String {
-        self.send(HEADER).await;
+        self.bind_to("localhost", resource).await
+    }
+
+    /// As `bind`, on a stream to `domain`.
+    pub async fn bind_to(&mut self, domain: &str, resource: Option<&str>) -> String {
+        self.send(&header_to(domain)).await;
         let features = self.expect("</stream:features>").await;
         assert!(
             features.contains("urn:ietf:params:xml:ns:xmpp-bind"),
@@ -298,6 +319,24 @@ impl Client {
         );
         inner(&reply, "jid").to_owned()
     }
+}
+
+/// STARTTLS + PLAIN + bind in one go, on `domain`.
+pub async fn login_to(
+    server: &Server,
+    domain: &str,
+    user: &str,
+    password: &str,
+    resource: &str,
+) -> Client {
+    let (mut c, _) = starttls_to(server, domain).await;
+    let outcome = c.auth_plain(user, password).await;
+    assert!(
+        outcome.contains("<success"),
+        "login of {user} failed: {outcome}"
+    );
+    c.bind_to(domain, Some(resource)).await;
+    c
 }
 
 /// STARTTLS + PLAIN + bind in one go.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod ldap;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,23 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("jaseur.toml");
         std::fs::write(&config, config_text(&dir.path().join("data"), extra)).expect("config");
+        let mut s = Server {
+            dir,
+            config,
+            child: None,
+            c2s: "127.0.0.1:1".parse().expect("addr"),
+            direct_tls: "127.0.0.1:1".parse().expect("addr"),
+        };
+        s.launch();
+        s
+    }
+
+    /// A server whose configuration is the base one passed through `edit`.
+    pub fn start_edited(edit: impl FnOnce(String) -> String) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("jaseur.toml");
+        let text = edit(config_text(&dir.path().join("data"), ""));
+        std::fs::write(&config, text).expect("config");
         let mut s = Server {
             dir,
             config,

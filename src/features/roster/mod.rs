@@ -1,6 +1,7 @@
 //! RFC 6121 §2: the roster (get, set, remove, pushes), with roster
 //! versioning (XEP-0237, now RFC 6121 §2.6).
 
+pub mod shared;
 pub mod store;
 
 use super::IqRequest;
@@ -66,6 +67,9 @@ fn push_iq(to: &Jid, item: &RosterItem, version: i64) -> Element {
 /// Whether `contact` may see `owner`'s presence (subscription from or both),
 /// the test XEP-0030 §8 and XEP-0012 apply to questions about an account.
 pub async fn is_subscribed(state: &ServerState, owner: &BareJid, contact: &BareJid) -> bool {
+    if state.shared_rosters.share(owner, contact) {
+        return true;
+    }
     match state.storage.roster_item(owner, contact).await {
         Ok(item) => item.is_some_and(|i| i.subscription.from()),
         Err(e) => {
@@ -110,7 +114,14 @@ pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
     if let Ok(full) = req.from.clone().try_into_full() {
         req.state.sessions.set_roster_requested(&full);
     }
-    let known = req.payload.attr("ver").and_then(|v| v.parse::<i64>().ok());
+    // Shared groups change outside the database: such users get the whole
+    // roster each time (see `shared`).
+    let shared = req.state.shared_rosters.items(&owner);
+    let known = req
+        .payload
+        .attr("ver")
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|_| shared.is_empty());
     if let Some(since) = known {
         let (changes, current) = req
             .state
@@ -133,6 +144,7 @@ pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
         .roster(&owner)
         .await
         .map_err(|e| internal(&e))?;
+    let items = shared::merge(items, shared);
     let mut query = Element::bare("query", ns::ROSTER);
     set_attr(&mut query, "ver", version.to_string());
     for item in &items {
