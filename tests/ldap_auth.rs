@@ -51,6 +51,15 @@ async fn directory_accounts_log_in_and_others_do_not() {
         r.contains("type='result'") || r.contains("type=\"result\""),
         "{r}"
     );
+    // The password is the directory's: the client cannot change it (XEP-0077 §3.3).
+    let r = iq(
+        &mut jean,
+        "pw",
+        "<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>jean.dupont</username>\
+         <password>nouveau</password></query></iq>",
+    )
+    .await;
+    assert!(client::is_error(&r, "not-allowed"), "{r}");
     // Non-ASCII password.
     login(&server, "marie.curie", ldap::PASSWORD_OF_MARIE).await;
     // The directory stores "Paul.Martin"; case and spaces are folded the way

@@ -677,28 +677,42 @@ impl Slapd {
     }
 }
 
-/// TCP connections in state ESTABLISHED whose local port is `port` (the
-/// server side of clients' connections), from /proc/net/tcp and tcp6.
-pub fn established_on(port: u16) -> usize {
+/// One row of /proc/net/tcp{,6}: local port, remote port, state, inode.
+fn tcp_rows() -> Vec<(u16, u16, String, String)> {
+    let port = |a: Option<&&str>| {
+        a.and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
-        .map(|text| {
+        .flat_map(|text| {
             text.lines()
                 .skip(1)
-                .filter(|l| {
-                    let mut w = l.split_whitespace();
-                    let local = w.nth(1);
-                    let state = w.nth(1);
-                    state == Some("01")
-                        && local
-                            .and_then(|a| a.rsplit_once(':'))
-                            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-                            == Some(port)
+                .filter_map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    Some((
+                        port(w.get(1))?,
+                        port(w.get(2))?,
+                        (*w.get(3)?).to_owned(),
+                        (*w.get(9)?).to_owned(),
+                    ))
                 })
-                .count()
+                .collect::<Vec<_>>()
         })
-        .sum()
+        .collect()
+}
+
+/// "01" in /proc/net/tcp.
+const ESTABLISHED: &str = "01";
+
+/// TCP connections in state ESTABLISHED whose local port is `port` (the
+/// server side of clients' connections).
+pub fn established_on(port: u16) -> usize {
+    tcp_rows()
+        .iter()
+        .filter(|(local, _, state, _)| *local == port && state == ESTABLISHED)
+        .count()
 }
 
 /// ESTABLISHED TCP connections of process `pid` to `port` (its sockets'
@@ -715,25 +729,12 @@ pub fn connections_of(pid: u32, port: u16) -> usize {
             Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
         })
         .collect();
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+    tcp_rows()
         .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .map(|text| {
-            text.lines()
-                .skip(1)
-                .filter(|l| {
-                    let w: Vec<&str> = l.split_whitespace().collect();
-                    let remote_port = w
-                        .get(2)
-                        .and_then(|a| a.rsplit_once(':'))
-                        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-                    w.get(3) == Some(&"01")
-                        && remote_port == Some(port)
-                        && w.get(9).is_some_and(|i| inodes.contains(*i))
-                })
-                .count()
+        .filter(|(_, remote, state, inode)| {
+            *remote == port && state == ESTABLISHED && inodes.contains(inode)
         })
-        .sum()
+        .count()
 }
 
 /// The directory's XMPP domain in tests.

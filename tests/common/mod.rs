@@ -42,18 +42,7 @@ impl Server {
 
     /// A server whose configuration has `extra` appended.
     pub fn start_with(extra: &str) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("jaseur.toml");
-        std::fs::write(&config, config_text(&dir.path().join("data"), extra)).expect("config");
-        let mut s = Server {
-            dir,
-            config,
-            child: None,
-            c2s: "127.0.0.1:1".parse().expect("addr"),
-            direct_tls: "127.0.0.1:1".parse().expect("addr"),
-        };
-        s.launch();
-        s
+        Server::start_edited(|text| text + extra)
     }
 
     /// A server whose configuration is the base one passed through `edit`.
@@ -76,23 +65,9 @@ impl Server {
     /// A server whose `[c2s]` section also gets `keys` (TOML lines such as
     /// `handshake_timeout = 2`): TOML forbids a second `[c2s]` table.
     pub fn start_with_c2s(keys: &str) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("jaseur.toml");
-        let text = config_text(&dir.path().join("data"), "").replacen(
-            "[c2s]\n",
-            &format!("[c2s]\n{}\n", keys.trim_end()),
-            1,
-        );
-        std::fs::write(&config, text).expect("config");
-        let mut s = Server {
-            dir,
-            config,
-            child: None,
-            c2s: "127.0.0.1:1".parse().expect("addr"),
-            direct_tls: "127.0.0.1:1".parse().expect("addr"),
-        };
-        s.launch();
-        s
+        Server::start_edited(|text| {
+            text.replacen("[c2s]\n", &format!("[c2s]\n{}\n", keys.trim_end()), 1)
+        })
     }
 
     /// The data directory.
