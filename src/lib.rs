@@ -21,6 +21,7 @@ pub mod c2s;
 pub mod cli;
 pub mod config;
 pub mod features;
+pub mod muc;
 pub mod router;
 pub mod sasl;
 pub mod server;

@@ -106,6 +106,7 @@ pub async fn run(
     tokio::spawn(admin.serve(state.clone()));
     crate::features::search::start(&state);
     crate::features::roster::shared::start(&state).await;
+    crate::muc::start(&state).await?;
     write_ready_file(&state.config, &starttls, &direct)?;
     tracing::info!(
         domains = ?state.config.server.domains,

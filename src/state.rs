@@ -31,6 +31,8 @@ pub struct ServerState {
     pub directories: crate::auth::backends::Directories,
     /// Shared roster groups read from the directories.
     pub shared_rosters: crate::features::roster::shared::SharedRosters,
+    /// The command queues of the MUC services.
+    pub muc: crate::muc::Services,
     connections: AtomicUsize,
 }
 
@@ -61,6 +63,7 @@ impl ServerState {
             roster_locks: RosterLocks::default(),
             directories,
             shared_rosters: Default::default(),
+            muc: Default::default(),
             connections: AtomicUsize::new(0),
         })
     }

@@ -440,6 +440,13 @@ impl Item {
 /// search (XEP-0055) where there is one; MUC and upload add theirs here.
 pub fn server_items(state: &ServerState, domain: &str) -> Vec<Item> {
     let mut items = Vec::new();
+    if let Some(jid) = state.config.muc_service(domain) {
+        items.push(Item {
+            jid,
+            node: None,
+            name: Some(crate::muc::NAME.to_owned()),
+        });
+    }
     if let Some(jid) = super::search::service_jid(state, domain) {
         items.push(Item {
             jid,

@@ -48,8 +48,59 @@ pub fn datetime(micros: i64) -> String {
     )
 }
 
+/// Parse an XEP-0082 date-time (`2026-11-22T10:00:00Z`, optional fraction,
+/// `Z` or `±hh:mm`) into µs since the epoch.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if s.get(4..5)? != "-" || s.get(10..11)? != "T" || !(1..=12).contains(&month) {
+        return None;
+    }
+    let mut rest = s.get(19..)?;
+    let mut micros = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+        rest = &frac[digits.len()..];
+        let padded = format!("{digits:0<6}");
+        micros = padded.get(..6)?.parse().ok()?;
+    }
+    let offset = match rest {
+        "Z" => 0,
+        _ => {
+            let sign = match rest.get(..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let oh = rest.get(1..3)?.parse::<i64>().ok()?;
+            let om = rest.get(4..6)?.parse::<i64>().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days from civil (H. Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + m * 60 + sec - offset) * 1_000_000 + micros)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_datetimes() {
+        for us in [0, 951_782_400_123_000, 1_795_000_000_000_000] {
+            assert_eq!(super::parse_datetime(&super::datetime(us)), Some(us));
+        }
+        assert_eq!(super::parse_datetime("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(super::parse_datetime("yesterday"), None);
+    }
+
     #[test]
     fn datetimes() {
         assert_eq!(super::datetime(0), "1970-01-01T00:00:00.000Z");

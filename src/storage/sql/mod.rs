@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod blocking;
 pub mod last;
 pub mod motd;
+pub mod muc;
 pub mod offline;
 pub mod private;
 pub mod roster;
