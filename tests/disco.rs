@@ -175,7 +175,7 @@ async fn server_info_identity_features_and_caps() {
         assert_eq!(condition(&reply), "item-not-found");
     }
 
-    // disco#items on the server: nothing to list yet, but a result.
+    // disco#items on the server: the conference service (no directory here).
     let reply = get(
         &mut alice,
         "it1",
@@ -183,9 +183,13 @@ async fn server_info_identity_features_and_caps() {
         &format!("<query xmlns='{DISCO_ITEMS}'/>"),
     )
     .await;
+    let items = result(&reply, "query", DISCO_ITEMS);
     assert_eq!(
-        result(&reply, "query", DISCO_ITEMS).children().count(),
-        0,
+        items
+            .children()
+            .filter_map(|i| i.attr("jid"))
+            .collect::<Vec<_>>(),
+        vec!["conference.localhost"],
         "{}",
         String::from(&reply)
     );
