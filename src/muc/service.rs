@@ -347,6 +347,12 @@ impl Service {
             return self.reply_error(stanza, err(Condition::JidMalformed)).await;
         };
         if !self.rooms.contains_key(node) {
+            if stanza.get_child("x", NS_MUC).is_none() {
+                // Only a real join creates a room: a status update sent to a
+                // room that is gone (destroyed, or temporary and emptied by a
+                // restart) must not bring it back with its sender as owner.
+                return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+            }
             if let Err(e) = self.create(node, &session) {
                 return self.reply_error(stanza, e).await;
             }
