@@ -27,6 +27,27 @@ enum Command {
     /// Look at a domain's LDAP directory.
     #[command(subcommand)]
     Ldap(LdapCommand),
+    /// Administer conference rooms (live when the server runs, else in the database).
+    #[command(subcommand)]
+    Muc(MucCommand),
+}
+
+#[derive(Subcommand)]
+enum MucCommand {
+    /// List the rooms of a domain's MUC service (DOMAIN or conference.DOMAIN).
+    List { domain: String },
+    /// Make JID the only owner of ROOM (the other owners become members).
+    SetOwner { room: String, jid: String },
+    /// Add JID to the owners of ROOM.
+    AddOwner { room: String, jid: String },
+    /// Remove JID from the owners of ROOM (refused for the last owner).
+    RemoveOwner { room: String, jid: String },
+    /// Destroy ROOM; its occupants are told the reason.
+    Destroy {
+        room: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +126,21 @@ fn main() -> ExitCode {
                 jaseur::cli::ldap::test(&config, &jid, password).await
             }
             Command::Ldap(LdapCommand::Status) => jaseur::cli::ldap::status(&config).await,
+            Command::Muc(m) => match m {
+                MucCommand::List { domain } => jaseur::cli::muc::list(&config, &domain).await,
+                MucCommand::SetOwner { room, jid } => {
+                    jaseur::cli::muc::set_owner(&config, &room, &jid).await
+                }
+                MucCommand::AddOwner { room, jid } => {
+                    jaseur::cli::muc::add_owner(&config, &room, &jid).await
+                }
+                MucCommand::RemoveOwner { room, jid } => {
+                    jaseur::cli::muc::remove_owner(&config, &room, &jid).await
+                }
+                MucCommand::Destroy { room, reason } => {
+                    jaseur::cli::muc::destroy(&config, &room, reason).await
+                }
+            },
             Command::User(u) => match u {
                 UserCommand::Add {
                     bulk: Some(file), ..

@@ -3,8 +3,13 @@
 //! under the data directory and only its owner may use it.
 //!
 //! Requests: `ping`, `close-sessions JID` (after the account was deleted),
-//! `ldap-stats` (each directory's connections: open, most at once, limit).
+//! `ldap-stats` (each directory's connections: open, most at once, limit),
+//! and the live MUC services' administration (see `muc`):
+//! `muc-list SERVICE`, `muc-affiliation ROOM JID AFFILIATION [sole]`,
+//! `muc-destroy ROOM [REASON...]`.
 //! Answers: `ok [detail]` or `error message`.
+
+pub mod muc;
 
 use crate::config::Config;
 use crate::state::ServerState;
@@ -71,7 +76,7 @@ async fn handle(stream: UnixStream, state: Arc<ServerState>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read.take(MAX_LINE as u64)).lines();
     let answer = match lines.next_line().await {
-        Ok(Some(line)) => execute(&state, line.trim()),
+        Ok(Some(line)) => execute(&state, line.trim()).await,
         _ => "error unreadable request".to_owned(),
     };
     let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
@@ -79,7 +84,10 @@ async fn handle(stream: UnixStream, state: Arc<ServerState>) {
 
 use tokio::io::AsyncReadExt;
 
-fn execute(state: &ServerState, line: &str) -> String {
+async fn execute(state: &ServerState, line: &str) -> String {
+    if line.starts_with("muc-") {
+        return muc::execute(state, line).await;
+    }
     let mut words = line.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some("ping"), None, None) => "ok".into(),

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod ldap;
+pub mod muc;
 pub mod user;
 
 use crate::config::Config;

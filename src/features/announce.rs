@@ -30,14 +30,22 @@ pub const EDIT_MOTD: &str = "http://jabber.org/protocol/admin#edit-motd";
 /// §4.26 Delete Message of the Day.
 pub const DELETE_MOTD: &str = "http://jabber.org/protocol/admin#delete-motd";
 
-/// The commands this module answers, as (node, name) for XEP-0050 discovery.
-pub fn admin_commands() -> &'static [(&'static str, &'static str)] {
-    &[
-        (ANNOUNCE, "Send Announcement to Online Users"),
-        (SET_MOTD, "Set Message of the Day"),
-        (EDIT_MOTD, "Edit Message of the Day"),
-        (DELETE_MOTD, "Delete Message of the Day"),
-    ]
+/// The commands this module answers itself.
+const COMMANDS: &[(&str, &str)] = &[
+    (ANNOUNCE, "Send Announcement to Online Users"),
+    (SET_MOTD, "Set Message of the Day"),
+    (EDIT_MOTD, "Edit Message of the Day"),
+    (DELETE_MOTD, "Delete Message of the Day"),
+];
+
+/// The server's admin commands, as (node, name) for XEP-0050 discovery:
+/// ours, then room administration's (`muc_admin`, dispatched from `command`).
+pub fn admin_commands() -> Vec<(&'static str, &'static str)> {
+    COMMANDS
+        .iter()
+        .chain(super::muc_admin::COMMANDS)
+        .copied()
+        .collect()
 }
 
 /// A message of the day.
@@ -73,7 +81,10 @@ pub async fn command(req: &IqRequest<'_>) -> IqResult {
     }
     let cmd = req.payload;
     let node = cmd.attr("node").unwrap_or_default();
-    let Some(&(node, _)) = admin_commands().iter().find(|(n, _)| *n == node) else {
+    if super::muc_admin::handles(node) {
+        return super::muc_admin::command(req, node).await;
+    }
+    let Some(&(node, _)) = COMMANDS.iter().find(|(n, _)| *n == node) else {
         return Err(StanzaError::new(Condition::ItemNotFound));
     };
     // The domain administered is the one the command was sent to.
@@ -279,7 +290,7 @@ fn form(node: &str, current: Option<&Motd>) -> Element {
     x
 }
 
-fn form_field(var: &str, kind: &str, label: Option<&str>) -> Element {
+pub(super) fn form_field(var: &str, kind: &str, label: Option<&str>) -> Element {
     let mut f = Element::bare("field", ns::DATA_FORMS);
     set_attr(&mut f, "var", var);
     set_attr(&mut f, "type", kind);
@@ -290,7 +301,7 @@ fn form_field(var: &str, kind: &str, label: Option<&str>) -> Element {
 }
 
 /// A submitted field's values, joined by newlines (text-multi), or None when absent.
-fn field(form: &Element, var: &str) -> Option<String> {
+pub(super) fn field(form: &Element, var: &str) -> Option<String> {
     let f = form
         .children()
         .find(|f| f.is("field", ns::DATA_FORMS) && f.attr("var") == Some(var))?;
@@ -302,25 +313,25 @@ fn field(form: &Element, var: &str) -> Option<String> {
     Some(values.join("\n"))
 }
 
-fn info_note(note: &str) -> Element {
+pub(super) fn info_note(note: &str) -> Element {
     let mut n = text("note", ns::COMMANDS, note);
     set_attr(&mut n, "type", "info");
     n
 }
 
-fn text(name: &str, namespace: &str, content: &str) -> Element {
+pub(super) fn text(name: &str, namespace: &str, content: &str) -> Element {
     let mut el = Element::bare(name, namespace);
     el.append_text(content.to_owned());
     el
 }
 
 /// An opaque command session id (nothing is kept under it).
-fn new_session_id() -> String {
+pub(super) fn new_session_id() -> String {
     let bytes: [u8; 8] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn bad_request(text: &str) -> StanzaError {
+pub(super) fn bad_request(text: &str) -> StanzaError {
     StanzaError::new(Condition::BadRequest).with_text(text)
 }
 

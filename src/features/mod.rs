@@ -9,6 +9,7 @@ pub mod announce;
 pub mod blocking;
 pub mod disco;
 pub mod last;
+pub mod muc_admin;
 pub mod offline;
 pub mod ping;
 pub mod presence;

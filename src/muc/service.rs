@@ -970,13 +970,27 @@ impl Service {
         }
         let from = room.occupant_jid(&sender.nick);
         let mut outs = Vec::new();
-        for s in &room.occupants[t].sessions {
-            let mut m = stanza.clone();
-            set_attr(&mut m, "from", from.clone());
-            set_attr(&mut m, "to", s.to_string());
-            if m.get_child("x", NS_USER).is_none() {
-                m.append_child(Element::bare("x", NS_USER));
+        // XEP-0421 §4: the room's occupant id, never one the sender wrote.
+        let mut base = Element::bare("message", ns::CLIENT);
+        for (name, value) in [("type", stanza.attr("type")), ("id", stanza.attr("id"))] {
+            if let Some(v) = value {
+                set_attr(&mut base, name, v.to_owned());
             }
+        }
+        for c in stanza
+            .children()
+            .filter(|c| !c.is("occupant-id", NS_OCCUPANT_ID))
+        {
+            base.append_child(c.clone());
+        }
+        if base.get_child("x", NS_USER).is_none() {
+            base.append_child(Element::bare("x", NS_USER));
+        }
+        base.append_child(occupant_id(&sender.occupant_id));
+        set_attr(&mut base, "from", from);
+        for s in &room.occupants[t].sessions {
+            let mut m = base.clone();
+            set_attr(&mut m, "to", s.to_string());
             outs.push(m);
         }
         for m in outs {

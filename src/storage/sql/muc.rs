@@ -1,20 +1,23 @@
 //! SQL for `muc::MucStore`.
 
-use super::owner;
 use crate::muc::{Affiliation, MucStore, StoredAffiliation, StoredRoom};
 use crate::storage::{Storage, StorageError, now_micros};
 use jid::BareJid;
 use sqlx::Row;
 
-/// (service, name) of a room JID: the same split as an account's (domain, username).
-fn room_key(room: &BareJid) -> (&str, &str) {
-    owner(room)
+/// The (service, name) key of a room; a room JID always has a node.
+fn room_key(room: &BareJid) -> Result<(&str, &str), StorageError> {
+    let name = room
+        .node()
+        .ok_or_else(|| StorageError::Invalid(format!("{room} is not a room JID (no name)")))?;
+    Ok((room.domain().as_str(), name.as_str()))
 }
 
 impl MucStore for Storage {
     async fn rooms(&self, service: &str) -> Result<Vec<StoredRoom>, StorageError> {
         let rows = sqlx::query(
-            "SELECT name, config, subject, subject_by FROM muc_rooms WHERE service = $1 ORDER BY name",
+            "SELECT name, config, subject, subject_by FROM muc_rooms WHERE service = $1 \
+             ORDER BY name",
         )
         .bind(service)
         .fetch_all(&self.pool)
@@ -22,6 +25,7 @@ impl MucStore for Storage {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let name: String = r.try_get(0)?;
+            // One hand-edited row must not keep the whole service from starting.
             let Ok(jid) = BareJid::new(&format!("{name}@{service}")) else {
                 tracing::warn!(service, name, "stored room with an invalid name skipped");
                 continue;
@@ -38,30 +42,35 @@ impl MucStore for Storage {
     }
 
     async fn save_room(&self, room: &StoredRoom) -> Result<(), StorageError> {
-        let (service, name) = room_key(&room.jid);
+        let (service, name) = room_key(&room.jid)?;
         let (subject, by) = match &room.subject {
-            Some((s, b)) => (Some(s.as_str()), Some(b.as_str())),
+            Some((s, by)) => (Some(s.as_str()), Some(by.as_str())),
             None => (None, None),
         };
+        let now = now_micros();
         sqlx::query(
-            "INSERT INTO muc_rooms (service, name, config, subject, subject_by, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO muc_rooms (service, name, config, subject, subject_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (service, name) DO UPDATE SET config = excluded.config, \
-             subject = excluded.subject, subject_by = excluded.subject_by, updated_at = excluded.updated_at",
+             subject = excluded.subject, subject_by = excluded.subject_by, \
+             updated_at = excluded.updated_at",
         )
         .bind(service)
         .bind(name)
-        .bind(&room.config)
+        .bind(room.config.as_str())
         .bind(subject)
         .bind(by)
-        .bind(now_micros())
+        .bind(now)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     async fn delete_room(&self, room: &BareJid) -> Result<bool, StorageError> {
-        let (service, name) = room_key(room);
+        let (service, name) = room_key(room)?;
+        // One transaction: a crash between the two deletes must not leave
+        // affiliations that a later room of the same name would inherit.
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM muc_affiliations WHERE service = $1 AND name = $2")
             .bind(service)
@@ -78,9 +87,10 @@ impl MucStore for Storage {
     }
 
     async fn affiliations(&self, room: &BareJid) -> Result<Vec<StoredAffiliation>, StorageError> {
-        let (service, name) = room_key(room);
+        let (service, name) = room_key(room)?;
         let rows = sqlx::query(
-            "SELECT jid, affiliation, reason FROM muc_affiliations WHERE service = $1 AND name = $2 ORDER BY jid",
+            "SELECT jid, affiliation, reason FROM muc_affiliations \
+             WHERE service = $1 AND name = $2 ORDER BY jid",
         )
         .bind(service)
         .bind(name)
@@ -109,25 +119,28 @@ impl MucStore for Storage {
         room: &BareJid,
         entry: &StoredAffiliation,
     ) -> Result<(), StorageError> {
-        let (service, name) = room_key(room);
+        let (service, name) = room_key(room)?;
+        let jid = entry.jid.as_str();
         if entry.affiliation == Affiliation::None {
             sqlx::query(
                 "DELETE FROM muc_affiliations WHERE service = $1 AND name = $2 AND jid = $3",
             )
             .bind(service)
             .bind(name)
-            .bind(entry.jid.as_str())
+            .bind(jid)
             .execute(&self.pool)
             .await?;
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO muc_affiliations (service, name, jid, affiliation, reason) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (service, name, jid) DO UPDATE SET affiliation = excluded.affiliation, reason = excluded.reason",
+            "INSERT INTO muc_affiliations (service, name, jid, affiliation, reason) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (service, name, jid) DO UPDATE SET \
+             affiliation = excluded.affiliation, reason = excluded.reason",
         )
         .bind(service)
         .bind(name)
-        .bind(entry.jid.as_str())
+        .bind(jid)
         .bind(entry.affiliation.as_str())
         .bind(entry.reason.as_deref())
         .execute(&self.pool)
