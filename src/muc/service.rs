@@ -1357,6 +1357,10 @@ impl Service {
         let mut changes = Vec::new();
         for item in &items {
             let reason = item.get_child("reason", NS_ADMIN).map(Element::text);
+            if item.attr("affiliation").is_some() && item.attr("role").is_some() {
+                // One item changes one thing (§9, §10 examples); both is ambiguous.
+                return Err(err(Condition::BadRequest));
+            }
             if let Some(a) = item.attr("affiliation") {
                 let a = Affiliation::parse(a).ok_or_else(|| err(Condition::BadRequest))?;
                 let target = match (item.attr("jid"), item.attr("nick")) {
