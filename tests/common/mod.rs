@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod ldap;
+pub mod muc;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
