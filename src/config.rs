@@ -491,7 +491,7 @@ impl Default for C2sConfig {
             max_depth: 64,
             max_attributes: 64,
             handshake_timeout: 60,
-            queue_size: 256,
+            queue_size: 2048,
             max_connections: 100_000,
             resource_conflict: ResourceConflict::Replace,
             ping_interval: 300,
@@ -621,6 +621,19 @@ impl Config {
                 "c2s.queue_size",
                 "queue_size and max_connections must be above 0".into(),
             ));
+        }
+        if self.muc.enabled {
+            // Joining a full room queues the whole occupant list, the history
+            // and the subject for the newcomer at once.
+            let join = self.muc.max_occupants + self.muc.max_history + 16;
+            if self.c2s.queue_size < join {
+                return Err(invalid(
+                    "c2s.queue_size",
+                    format!(
+                        "must be at least muc.max_occupants + muc.max_history + 16 = {join}: joining a full room queues its whole occupant list"
+                    ),
+                ));
+            }
         }
         if self.c2s.ping_interval == 0 || self.c2s.ping_timeout == 0 {
             return Err(invalid(

@@ -12,6 +12,10 @@
 //! - `idle`: log N accounts in over STARTTLS + SASL PLAIN, bind, send initial
 //!   presence, hold the sessions idle, and report the server's resident memory
 //!   per session (from `/proc/PID/status`).
+//! - `muc`: log N accounts in, put them in rooms of `--room-size` occupants
+//!   (XEP-0045), let a few senders per room send groupchat messages
+//!   closed-loop or at a fixed rate, and report delivered stanzas per second,
+//!   end-to-end latency, lost messages and the server's CPU and memory.
 //!
 //! Every wait is bounded by a deadline and the tool stops by itself. The open
 //! file limit is raised by the calling script (`ulimit -n`): raising it from
@@ -50,6 +54,8 @@ struct Cli {
 enum Scenario {
     /// Log N accounts in, hold the sessions idle, report the server's memory per session.
     Idle(IdleArgs),
+    /// Groupchat fan-out: rooms of M occupants, a few senders each.
+    Muc(MucArgs),
 }
 
 /// Where to connect and as whom: shared by every scenario.
@@ -109,6 +115,55 @@ struct IdleArgs {
     ramp_timeout: u64,
 }
 
+#[derive(Args, Debug, Clone)]
+struct MucArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Occupants per room; the users are split into USERS / ROOM_SIZE rooms.
+    #[arg(long, default_value_t = 10)]
+    room_size: usize,
+    /// Occupants of each room that send messages (the first ones).
+    #[arg(long, default_value_t = 2)]
+    senders: usize,
+    /// Messages per second across all senders (open loop). Without it,
+    /// closed loop: each sender waits for its own message to come back
+    /// before sending the next (saturation).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Closed loop: messages each sender keeps in flight.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds to wait after the last send for deliveries still on their way.
+    #[arg(long, default_value_t = 10)]
+    drain: u64,
+    /// The MUC service (default: conference.DOMAIN).
+    #[arg(long)]
+    service: Option<String>,
+    /// Room I (from 1) is ROOM_PREFIX + I at the service.
+    #[arg(long, default_value = "bench")]
+    room_prefix: String,
+    /// The room's maximum occupants set by its creator (default: the room size).
+    #[arg(long)]
+    max_users: Option<usize>,
+    /// Joins in flight at once across all rooms (each join is broadcast to
+    /// the room: a burst larger than the server's per-session queue gets
+    /// occupants disconnected).
+    #[arg(long, default_value_t = 32)]
+    join_concurrency: usize,
+    /// Seconds all logins together may take.
+    #[arg(long, default_value_t = 600)]
+    ramp_timeout: u64,
+    /// Seconds room creation and every join together may take.
+    #[arg(long, default_value_t = 300)]
+    join_timeout: u64,
+    /// Seconds to wait once everyone has joined, before sending.
+    #[arg(long, default_value_t = 1)]
+    settle: u64,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -124,6 +179,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.scenario {
             Scenario::Idle(args) => idle::run(args).await,
+            Scenario::Muc(args) => muc::run(args).await,
         }
     });
     match result {
@@ -457,6 +513,83 @@ mod login {
         }
     }
 
+    /// The outcome of logging many accounts in.
+    pub struct Logins {
+        /// Session `i` is account `first + i`; None where the login failed.
+        pub sessions: Vec<Option<Session>>,
+        /// Time each successful login took.
+        pub latencies: Vec<Duration>,
+        pub failed: usize,
+        /// From the first connection to the last login's end.
+        pub elapsed: Duration,
+    }
+
+    /// Log accounts `first..first + count` in, `concurrency` at a time; the
+    /// ones still unfinished after `ramp_timeout` are abandoned (failed).
+    pub async fn login_all(
+        client: &Arc<Client>,
+        first: usize,
+        count: usize,
+        concurrency: usize,
+        ramp_timeout: Duration,
+    ) -> Logins {
+        const ERRORS_SHOWN: usize = 5;
+        let mut sessions: Vec<Option<Session>> = (0..count).map(|_| None).collect();
+        let mut latencies = Vec::with_capacity(count);
+        let mut failed = 0usize;
+        let mut logins: JoinSet<(usize, Duration, anyhow::Result<Session>)> = JoinSet::new();
+        let started = Instant::now();
+        let ramp_end = started + ramp_timeout;
+        let mut next = 0usize;
+        loop {
+            while next < count && logins.len() < concurrency.max(1) {
+                let client = client.clone();
+                let index = next;
+                logins.spawn(async move {
+                    let start = Instant::now();
+                    let r = client.login(index, first + index).await;
+                    (index, start.elapsed(), r)
+                });
+                next += 1;
+            }
+            if logins.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = logins.join_next() => match joined {
+                    Some(Ok((index, elapsed, Ok(session)))) => {
+                        latencies.push(elapsed);
+                        sessions[index] = Some(session);
+                    }
+                    Some(Ok((_, _, Err(e)))) => {
+                        failed += 1;
+                        if failed <= ERRORS_SHOWN {
+                            eprintln!("login failed: {e:#}");
+                        }
+                    }
+                    Some(Err(e)) => {
+                        failed += 1;
+                        eprintln!("login task failed: {e}");
+                    }
+                    None => break,
+                },
+                _ = sleep_until(ramp_end) => {
+                    let abandoned = logins.len() + (count - next);
+                    eprintln!("ramp timeout: abandoning {abandoned} logins");
+                    failed += abandoned;
+                    logins.abort_all();
+                    break;
+                }
+            }
+        }
+        Logins {
+            sessions,
+            latencies,
+            failed,
+            elapsed: started.elapsed(),
+        }
+    }
+
     /// What the holding tasks saw, shared by all of them.
     #[derive(Default)]
     pub struct HoldStats {
@@ -489,7 +622,7 @@ mod login {
 
     /// The result for a ping request read whole in `chunk`. A ping split
     /// across two reads is missed: idle servers send them alone and small.
-    fn ping_reply(chunk: &[u8]) -> Option<String> {
+    pub fn ping_reply(chunk: &[u8]) -> Option<String> {
         let text = String::from_utf8_lossy(chunk);
         let at = text.find("urn:xmpp:ping")?;
         let start = text[..at].rfind("<iq")?;
@@ -551,6 +684,36 @@ mod proc {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
     }
 
+    /// User plus system CPU time of a process (`self` or a pid), in clock
+    /// ticks, from /proc/PID/stat.
+    pub fn cpu_ticks(pid: &str) -> Option<u64> {
+        parse_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// utime + stime (fields 14 and 15) of a /proc/PID/stat line. The
+    /// command name (field 2) may hold spaces and parentheses: fields are
+    /// counted after its last `)`.
+    pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace().skip(11);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some(utime + stime)
+    }
+
+    /// Clock ticks per second in /proc (USER_HZ): 100 on every Linux
+    /// architecture this runs on. Reading it properly needs
+    /// `sysconf(_SC_CLK_TCK)`, hence libc and `unsafe`.
+    pub const TICKS_PER_SECOND: f64 = 100.0;
+
+    #[cfg(test)]
+    #[test]
+    fn reads_cpu_ticks() {
+        let stat = "1234 (tokio (rt) x) S 1 1234 1234 0 -1 4194560 1000 0 0 0                     250 75 0 0 20 0 3 0 100 1000000 2000 18446744073709551615";
+        assert_eq!(parse_cpu_ticks(stat), Some(325));
+        assert!(cpu_ticks("self").is_some());
+    }
+
     /// The soft limit on open files of this process.
     pub fn open_files_limit() -> Option<u64> {
         let text = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -559,9 +722,93 @@ mod proc {
     }
 }
 
-/// Login latency percentiles.
+/// Latency percentiles.
 mod stats {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
+
+    /// Values below this are counted exactly.
+    const LINEAR: u64 = 64;
+    /// Sub-buckets per power of two above LINEAR (precision 1/32, about 3 %).
+    const SUB_BITS: u32 = 5;
+    /// Enough buckets for any u64.
+    const BUCKETS: usize = LINEAR as usize + (64 - 6) * (1 << SUB_BITS);
+
+    /// A log-linear histogram of durations in microseconds, shared by all
+    /// the receiving tasks (one relaxed atomic add per sample, no
+    /// per-receiver state).
+    pub struct Histogram {
+        counts: Vec<AtomicU64>,
+        max: AtomicU64,
+    }
+
+    impl Default for Histogram {
+        fn default() -> Self {
+            Histogram {
+                counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+                max: AtomicU64::new(0),
+            }
+        }
+    }
+
+    /// The bucket of a value.
+    pub fn bucket(v: u64) -> usize {
+        if v < LINEAR {
+            return v as usize;
+        }
+        let k = 63 - v.leading_zeros(); // v in [2^k, 2^(k+1)), k >= 6
+        let shift = k - SUB_BITS;
+        let mantissa = (v >> shift) as usize - (1 << SUB_BITS); // 0..32
+        LINEAR as usize + (k as usize - 6) * (1 << SUB_BITS) + mantissa
+    }
+
+    /// The range [low, high] of values in a bucket.
+    pub fn bucket_range(b: usize) -> (u64, u64) {
+        if b < LINEAR as usize {
+            return (b as u64, b as u64);
+        }
+        let i = b - LINEAR as usize;
+        let k = (i >> SUB_BITS) as u32 + 6;
+        let mantissa = (i & ((1 << SUB_BITS) - 1)) as u64 + (1 << SUB_BITS);
+        let shift = k - SUB_BITS;
+        let low = mantissa << shift;
+        (low, low + ((1u64 << shift) - 1))
+    }
+
+    impl Histogram {
+        pub fn record_us(&self, us: u64) {
+            self.counts[bucket(us)].fetch_add(1, Ordering::Relaxed);
+            self.max.fetch_max(us, Ordering::Relaxed);
+        }
+
+        pub fn count(&self) -> u64 {
+            self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        }
+
+        /// The nearest-rank percentile `p` (0-100), in ms: the middle of its
+        /// bucket, never above the largest value recorded.
+        pub fn percentile_ms(&self, p: f64) -> f64 {
+            let total = self.count();
+            if total == 0 {
+                return 0.0;
+            }
+            let rank = (((p / 100.0) * total as f64).ceil() as u64).clamp(1, total);
+            let mut seen = 0;
+            for (b, c) in self.counts.iter().enumerate() {
+                seen += c.load(Ordering::Relaxed);
+                if seen >= rank {
+                    let (low, high) = bucket_range(b);
+                    let mid = low + (high - low) / 2;
+                    return mid.min(self.max.load(Ordering::Relaxed)) as f64 / 1000.0;
+                }
+            }
+            self.max_ms()
+        }
+
+        pub fn max_ms(&self) -> f64 {
+            self.max.load(Ordering::Relaxed) as f64 / 1000.0
+        }
+    }
 
     /// The nearest-rank percentile `p` (0-100) of sorted samples, in ms.
     pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
@@ -571,6 +818,42 @@ mod stats {
         let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
         let i = rank.clamp(1, sorted.len()) - 1;
         sorted[i].as_secs_f64() * 1000.0
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn buckets_cover_values_in_order() {
+            let mut last = 0;
+            for v in (0..5000u64).chain([1 << 20, (1 << 20) + 12345, u64::MAX / 3, u64::MAX]) {
+                let b = bucket(v);
+                assert!(b < BUCKETS);
+                let (low, high) = bucket_range(b);
+                assert!(low <= v && v <= high, "{v} in bucket {b} [{low}, {high}]");
+                assert!(high - low <= low / 32 + 1, "bucket {b} too wide");
+                if v < 5000 {
+                    assert!(b >= last);
+                    last = b;
+                }
+            }
+        }
+
+        #[test]
+        fn histogram_percentiles() {
+            let h = Histogram::default();
+            assert_eq!(h.percentile_ms(99.0), 0.0);
+            for us in 1..=1000 {
+                h.record_us(us);
+            }
+            assert_eq!(h.count(), 1000);
+            let p50 = h.percentile_ms(50.0);
+            assert!((0.485..=0.515).contains(&p50), "p50 {p50}");
+            let p99 = h.percentile_ms(99.0);
+            assert!((0.96..=1.0).contains(&p99), "p99 {p99}");
+            assert_eq!(h.max_ms(), 1.0);
+        }
     }
 }
 
@@ -757,5 +1040,961 @@ mod idle {
             bail!("no session could be established");
         }
         Ok(())
+    }
+}
+
+/// Cheap XML for the receiving side: top-level elements found by scanning
+/// for `<` and `>`, looked into by substring.
+mod scan {
+    /// Cuts a stream of top-level elements (the stanzas of an established
+    /// stream, after its header) into whole elements, keeping only the
+    /// unfinished one buffered. It does not check XML: it assumes what
+    /// servers send, where `>` in attribute values is escaped.
+    #[derive(Default)]
+    pub struct Splitter {
+        buf: Vec<u8>,
+        /// Where scanning resumes.
+        pos: usize,
+        /// Open elements of the current stanza.
+        depth: usize,
+        /// Where the current stanza starts.
+        start: usize,
+    }
+
+    /// Whether the stream goes on after what was fed.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Flow {
+        Open,
+        /// `</stream:stream>` came.
+        Closed,
+    }
+
+    impl Splitter {
+        /// Bytes buffered (an unfinished stanza).
+        #[cfg(test)]
+        pub fn buffered(&self) -> usize {
+            self.buf.len()
+        }
+
+        /// Add `data`, calling `stanza` for every element it completes.
+        pub fn feed(&mut self, data: &[u8], mut stanza: impl FnMut(&[u8])) -> Flow {
+            self.buf.extend_from_slice(data);
+            let buf = &self.buf;
+            let (mut pos, mut depth, mut start) = (self.pos, self.depth, self.start);
+            // Bytes handled for good: dropped at the end.
+            let mut done = if depth == 0 { pos } else { start };
+            let mut flow = Flow::Open;
+            while let Some(lt) = buf[pos..].iter().position(|&b| b == b'<') {
+                let lt = pos + lt;
+                if depth == 0 {
+                    done = lt; // whitespace between stanzas
+                }
+                let Some(gt) = buf[lt + 1..].iter().position(|&b| b == b'>') else {
+                    pos = lt; // an unfinished tag: scan it again with more data
+                    break;
+                };
+                let gt = lt + 1 + gt;
+                pos = gt + 1;
+                match buf.get(lt + 1) {
+                    Some(b'/') => {
+                        if depth == 0 {
+                            flow = Flow::Closed;
+                            done = pos;
+                            break;
+                        }
+                        depth -= 1;
+                        if depth == 0 {
+                            stanza(&buf[start..pos]);
+                            done = pos;
+                        }
+                    }
+                    Some(b'?') | Some(b'!') => {
+                        if depth == 0 {
+                            done = pos;
+                        }
+                    }
+                    _ => {
+                        if depth == 0 {
+                            start = lt;
+                        }
+                        if buf[gt - 1] == b'/' {
+                            if depth == 0 {
+                                stanza(&buf[lt..pos]);
+                                done = pos;
+                            }
+                        } else {
+                            depth += 1;
+                        }
+                    }
+                }
+            }
+            if depth == 0 && !buf[pos..].contains(&b'<') {
+                // Only text (keepalive whitespace) is left.
+                pos = buf.len();
+                done = pos;
+            }
+            self.buf.drain(..done);
+            self.pos = pos - done;
+            self.start = start.saturating_sub(done);
+            self.depth = depth;
+            flow
+        }
+    }
+
+    /// Where `needle` starts in `haystack`.
+    pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        if needle.is_empty() || haystack.len() < needle.len() {
+            return None;
+        }
+        let first = needle[0];
+        let last = haystack.len() - needle.len();
+        let mut i = 0;
+        while i <= last {
+            let at = haystack[i..=last].iter().position(|&b| b == first)?;
+            i += at;
+            if &haystack[i..i + needle.len()] == needle {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The start tag of an element (up to its first `>`).
+    pub fn start_tag(element: &[u8]) -> &[u8] {
+        match element.iter().position(|&b| b == b'>') {
+            Some(end) => &element[..=end],
+            None => element,
+        }
+    }
+
+    /// Whether the start tag has `name='value'` (either quote style).
+    pub fn has_attr(tag: &[u8], name: &str, value: &str) -> bool {
+        find(tag, format!(" {name}='{value}'").as_bytes()).is_some()
+            || find(tag, format!(" {name}=\"{value}\"").as_bytes()).is_some()
+    }
+
+    /// Whether the element has a `<status code='CODE'/>` (either quote style).
+    pub fn has_status(element: &[u8], code: &str) -> bool {
+        find(element, format!("code='{code}'").as_bytes()).is_some()
+            || find(element, format!("code=\"{code}\"").as_bytes()).is_some()
+    }
+
+    /// The start of an element, for error messages.
+    pub fn snippet(element: &[u8]) -> String {
+        String::from_utf8_lossy(&element[..element.len().min(400)]).into_owned()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn split(chunks: &[&str]) -> (Vec<String>, Flow, usize) {
+            let mut s = Splitter::default();
+            let mut out = Vec::new();
+            let mut flow = Flow::Open;
+            for c in chunks {
+                flow = s.feed(c.as_bytes(), |e| {
+                    out.push(String::from_utf8(e.to_vec()).expect("utf-8"))
+                });
+            }
+            (out, flow, s.buffered())
+        }
+
+        #[test]
+        fn cuts_stanzas_whatever_the_reads() {
+            let stream = "<presence from='a'/> <message type='groupchat'><body>jb 0 1 2</body>\
+                          <stanza-id xmlns='urn:xmpp:sid:0' id='x'/></message>\n\
+                          <iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>";
+            let whole = split(&[stream]);
+            assert_eq!(
+                whole.0,
+                vec![
+                    "<presence from='a'/>".to_owned(),
+                    "<message type='groupchat'><body>jb 0 1 2</body>\
+                     <stanza-id xmlns='urn:xmpp:sid:0' id='x'/></message>"
+                        .to_owned(),
+                    "<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>".to_owned(),
+                ]
+            );
+            assert_eq!(whole.1, Flow::Open);
+            assert_eq!(whole.2, 0);
+            // The same bytes one at a time, and cut at every position.
+            let bytes: Vec<String> = stream.chars().map(String::from).collect();
+            let refs: Vec<&str> = bytes.iter().map(String::as_str).collect();
+            assert_eq!(split(&refs).0, whole.0);
+            for cut in 1..stream.len() {
+                let (a, b) = stream.split_at(cut);
+                assert_eq!(split(&[a, b]).0, whole.0, "cut at {cut}");
+            }
+        }
+
+        #[test]
+        fn keeps_only_the_unfinished_stanza() {
+            let (out, flow, buffered) = split(&["<message><body>hel", "lo</bo"]);
+            assert!(out.is_empty());
+            assert_eq!(flow, Flow::Open);
+            assert_eq!(buffered, "<message><body>hello</bo".len());
+            let (out, _, buffered) = split(&["<a/>   ", "  "]);
+            assert_eq!(out, vec!["<a/>".to_owned()]);
+            assert_eq!(buffered, 0);
+        }
+
+        #[test]
+        fn sees_the_end_of_the_stream() {
+            let (out, flow, _) = split(&["<a/><stream:error><x/></stream:error></stream:stream>"]);
+            assert_eq!(out.len(), 2);
+            assert_eq!(flow, Flow::Closed);
+        }
+
+        #[test]
+        fn finds_attributes_and_status_codes() {
+            let p =
+                b"<presence from=\"r@c/n\" type=\"error\"><x><status code=\"110\"/></x></presence>";
+            assert!(has_attr(start_tag(p), "type", "error"));
+            assert!(!has_attr(start_tag(p), "type", "get"));
+            assert!(has_status(p, "110"));
+            assert!(!has_status(p, "201"));
+            assert_eq!(find(b"abcabd", b"abd"), Some(3));
+            assert_eq!(find(b"ab", b"abc"), None);
+        }
+    }
+}
+
+/// The `muc` scenario: groupchat fan-out.
+mod muc {
+    use super::scan::{Flow, Splitter, find, has_attr, has_status, snippet, start_tag};
+    use super::stats::Histogram;
+    use super::*;
+    use std::io::Write as _;
+    use std::sync::atomic::AtomicU64;
+    use tokio::sync::{Semaphore, mpsc, watch};
+    use tokio_util::sync::CancellationToken;
+
+    /// What starts a message body: `jb SENDER SEQ NANOS`, where SENDER is the
+    /// sender's place in its room, SEQ counts its messages from 0 and NANOS is
+    /// the (planned) send time in nanoseconds since the generator started.
+    const MARKER: &[u8] = b"<body>jb ";
+    /// The id of the room configuration request.
+    const CONFIG_ID: &str = "jb-config";
+    /// Problems printed in full; later ones are only counted.
+    const SHOWN: u64 = 5;
+
+    /// Sender, sequence number and send time of a benchmark message.
+    pub fn parse_body(stanza: &[u8]) -> Option<(usize, u64, u64)> {
+        let at = find(stanza, MARKER)? + MARKER.len();
+        let rest = &stanza[at..];
+        let end = rest.iter().position(|&b| b == b'<')?;
+        let mut fields = rest[..end].split(|&b| b == b' ');
+        let mut number = || -> Option<u64> {
+            let f = fields.next()?;
+            if f.is_empty() || f.len() > 20 {
+                return None;
+            }
+            f.iter().try_fold(0u64, |n, &d| {
+                d.is_ascii_digit()
+                    .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?
+            })
+        };
+        let sender = usize::try_from(number()?).ok()?;
+        let seq = number()?;
+        let nanos = number()?;
+        Some((sender, seq, nanos))
+    }
+
+    /// When sending starts and stops.
+    #[derive(Clone, Copy)]
+    struct Go {
+        start: Instant,
+        send_end: Instant,
+    }
+
+    /// State shared by every occupant task.
+    struct Shared {
+        /// The clock of the message timestamps.
+        base: Instant,
+        /// Messages sent, per room.
+        sent: Vec<AtomicU64>,
+        delivered: AtomicU64,
+        /// Error stanzas received (bounced messages, refused joins...).
+        errors: AtomicU64,
+        /// Latest delivery, in ns since `base`.
+        last_delivery: AtomicU64,
+        latency: Histogram,
+        /// Sent messages in open loop planned but sent late (generator behind).
+        late: AtomicU64,
+        joins: Semaphore,
+        go: watch::Receiver<Option<Go>>,
+        cancel: CancellationToken,
+        args: MucArgs,
+        service: String,
+        /// Closed loop: None. Open loop: the interval between two messages of one sender.
+        interval: Option<Duration>,
+        senders_total: usize,
+    }
+
+    impl Shared {
+        fn nanos(&self, at: Instant) -> u64 {
+            u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+        }
+
+        fn error(&self, what: &str, stanza: &[u8]) {
+            let n = self.errors.fetch_add(1, Ordering::Relaxed);
+            if n < SHOWN {
+                eprintln!("{what}: {}", snippet(stanza));
+            }
+        }
+    }
+
+    /// What one occupant saw, returned when its task ends.
+    struct Outcome {
+        room: usize,
+        received: u64,
+        out_of_order: u64,
+        closed: bool,
+    }
+
+    /// One occupant: its session and just enough state to count.
+    struct Occupant {
+        session: login::Session,
+        splitter: Splitter,
+        room: usize,
+        /// Place in the room (0 created it; below `senders` sends).
+        place: usize,
+        /// `room@service`.
+        room_jid: String,
+        nick: String,
+        /// Messages received.
+        received: u64,
+        /// Next expected sequence number from each sender of the room.
+        next_seq: Vec<u64>,
+        out_of_order: u64,
+        // Filled by `handle`, acted upon by the task:
+        /// Own messages that came back (closed loop: send the next).
+        own_back: usize,
+        /// Joined (true: the room was created by this join).
+        joined: Option<bool>,
+        /// Answer to the configuration request.
+        configured: Option<Result<(), String>>,
+        join_error: Option<String>,
+        replies: Vec<String>,
+        closed: bool,
+    }
+
+    impl Occupant {
+        /// Look at one stanza.
+        fn handle(&mut self, stanza: &[u8], now: u64, shared: &Shared) {
+            let tag = start_tag(stanza);
+            if tag.starts_with(b"<message") {
+                if has_attr(tag, "type", "error") {
+                    shared.error("error message", stanza);
+                    return;
+                }
+                let Some((sender, seq, sent_at)) = parse_body(stanza) else {
+                    return; // the subject, or something else
+                };
+                self.received += 1;
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                shared.last_delivery.fetch_max(now, Ordering::Relaxed);
+                shared.latency.record_us(now.saturating_sub(sent_at) / 1000);
+                if let Some(next) = self.next_seq.get_mut(sender) {
+                    if seq < *next {
+                        self.out_of_order += 1;
+                    }
+                    *next = (*next).max(seq + 1);
+                }
+                if sender == self.place && self.place < self.next_seq.len() {
+                    self.own_back += 1;
+                }
+            } else if tag.starts_with(b"<presence") {
+                if self.joined.is_some() {
+                    return;
+                }
+                if has_attr(tag, "type", "error") {
+                    self.join_error = Some(snippet(stanza));
+                } else if has_status(stanza, "110") {
+                    self.joined = Some(has_status(stanza, "201"));
+                }
+            } else if tag.starts_with(b"<iq") {
+                if has_attr(tag, "id", CONFIG_ID) {
+                    self.configured = Some(if has_attr(tag, "type", "result") {
+                        Ok(())
+                    } else {
+                        Err(snippet(stanza))
+                    });
+                } else if let Some(reply) = login::ping_reply(stanza) {
+                    self.replies.push(reply);
+                } else if has_attr(tag, "type", "get") || has_attr(tag, "type", "set") {
+                    shared.error("unexpected request", stanza);
+                }
+            }
+        }
+
+        /// Read once (until `deadline`) and handle what came.
+        async fn pump(&mut self, shared: &Shared, deadline: Instant) -> anyhow::Result<()> {
+            let mut chunk = [0u8; 4096];
+            let n = timeout_at(deadline, self.session.read(&mut chunk))
+                .await
+                .map_err(|_| anyhow!("timed out"))?
+                .unwrap_or(0);
+            self.feed(&chunk[..n], shared).await
+        }
+
+        /// Handle `data` just read (empty: the connection was closed).
+        async fn feed(&mut self, data: &[u8], shared: &Shared) -> anyhow::Result<()> {
+            if data.is_empty() {
+                self.closed = true;
+                bail!("connection closed by the server");
+            }
+            let now = shared.nanos(Instant::now());
+            let mut splitter = std::mem::take(&mut self.splitter);
+            let flow = splitter.feed(data, |s| self.handle(s, now, shared));
+            self.splitter = splitter;
+            if flow == Flow::Closed {
+                self.closed = true;
+                bail!("stream closed by the server");
+            }
+            if !self.replies.is_empty() {
+                let replies = std::mem::take(&mut self.replies).concat();
+                self.write(replies.as_bytes()).await?;
+            }
+            Ok(())
+        }
+
+        async fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
+            self.session.write_all(data).await?;
+            self.session.flush().await?;
+            Ok(())
+        }
+
+        /// Join the room (and, for its first occupant, create and configure
+        /// it). Returns whether this join created the room.
+        async fn join(&mut self, shared: &Shared, deadline: Instant) -> anyhow::Result<bool> {
+            let _permit = shared.joins.acquire().await?;
+            let join = format!(
+                "<presence to='{}/{}'><x xmlns='http://jabber.org/protocol/muc'>\
+                 <history maxstanzas='0'/></x></presence>",
+                self.room_jid, self.nick
+            );
+            self.write(join.as_bytes()).await?;
+            let created = loop {
+                if let Some(created) = self.joined {
+                    break created;
+                }
+                if let Some(e) = self.join_error.take() {
+                    bail!("join refused: {e}");
+                }
+                self.pump(shared, deadline).await.context("join")?;
+            };
+            if created {
+                let max_users = shared.args.max_users.unwrap_or(shared.args.room_size);
+                let config = format!(
+                    "<iq type='set' to='{}' id='{CONFIG_ID}'>\
+                     <query xmlns='http://jabber.org/protocol/muc#owner'>\
+                     <x xmlns='jabber:x:data' type='submit'>\
+                     <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+                     <field var='muc#roomconfig_maxusers'><value>{max_users}</value></field>\
+                     </x></query></iq>",
+                    self.room_jid
+                );
+                self.write(config.as_bytes()).await?;
+                loop {
+                    match self.configured.take() {
+                        Some(Ok(())) => break,
+                        Some(Err(e)) => bail!("room configuration refused: {e}"),
+                        None => self.pump(shared, deadline).await.context("configuration")?,
+                    }
+                }
+            }
+            Ok(created)
+        }
+
+        /// Append one message to `out`.
+        fn message(&self, out: &mut Vec<u8>, prefix: &[u8], seq: u64, at: u64) {
+            out.extend_from_slice(prefix);
+            let _ = write!(out, "{seq} {at}</body></message>");
+        }
+
+        /// Receive (and send, for a sender) until cancelled.
+        async fn run(&mut self, shared: &Shared, go: Go) -> anyhow::Result<()> {
+            let sender = self.place < self.next_seq.len();
+            // Closed loop (no interval): a sender sends again when its own
+            // message comes back. In open loop it never does, not even once
+            // its schedule is over.
+            let closed_loop = shared.interval.is_none();
+            // Pre-serialised: all but the sequence number and the time.
+            let prefix = format!(
+                "<message to='{}' type='groupchat'><body>jb {} ",
+                self.room_jid, self.place
+            )
+            .into_bytes();
+            let mut out = Vec::with_capacity(256);
+            let mut seq = 0u64;
+            let sent = &shared.sent[self.room];
+            // Open loop: when the next message is due. Senders are spread
+            // evenly over one interval.
+            let mut due = shared.interval.map(|interval| {
+                let index = self.room * shared.args.senders + self.place;
+                go.start + interval.mul_f64(index as f64 / shared.senders_total as f64)
+            });
+            if sender && closed_loop {
+                for _ in 0..shared.args.window.max(1) {
+                    self.message(&mut out, &prefix, seq, shared.nanos(Instant::now()));
+                    seq += 1;
+                }
+                self.write(&out).await?;
+                sent.fetch_add(seq, Ordering::Relaxed);
+            }
+            let mut chunk = [0u8; 4096];
+            loop {
+                let next = due.filter(|_| sender);
+                tokio::select! {
+                    read = self.session.read(&mut chunk) => {
+                        let n = read.unwrap_or(0);
+                        self.feed(&chunk[..n], shared).await?;
+                        if sender && self.own_back > 0 && closed_loop {
+                            out.clear();
+                            let now = Instant::now();
+                            let mut count = 0;
+                            if now < go.send_end {
+                                for _ in 0..self.own_back {
+                                    self.message(&mut out, &prefix, seq, shared.nanos(now));
+                                    seq += 1;
+                                    count += 1;
+                                }
+                            }
+                            self.own_back = 0;
+                            if count > 0 {
+                                self.write(&out).await?;
+                                sent.fetch_add(count, Ordering::Relaxed);
+                            }
+                        }
+                        self.own_back = 0;
+                    }
+                    _ = sleep_until(next.unwrap_or(go.send_end)), if next.is_some() => {
+                        let (Some(interval), Some(mut at)) = (shared.interval, due) else {
+                            continue;
+                        };
+                        out.clear();
+                        let now = Instant::now();
+                        let mut count = 0;
+                        // Every message due by now, each stamped with its
+                        // planned time (a late generator shows as latency).
+                        while at <= now && at < go.send_end {
+                            self.message(&mut out, &prefix, seq, shared.nanos(at));
+                            seq += 1;
+                            count += 1;
+                            at += interval;
+                        }
+                        if count > 1 {
+                            shared.late.fetch_add(count - 1, Ordering::Relaxed);
+                        }
+                        due = (at < go.send_end).then_some(at);
+                        if count > 0 {
+                            self.write(&out).await?;
+                            sent.fetch_add(count, Ordering::Relaxed);
+                        }
+                    }
+                    _ = shared.cancel.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// One occupant's whole life: join, wait for the start, run.
+    async fn occupant(
+        mut o: Occupant,
+        shared: Arc<Shared>,
+        ready: (watch::Sender<Option<bool>>, watch::Receiver<Option<bool>>),
+        joined: mpsc::Sender<anyhow::Result<bool>>,
+    ) -> Outcome {
+        let deadline = Instant::now() + Duration::from_secs(shared.args.join_timeout);
+        let result = async {
+            if o.place > 0 {
+                // Wait for the room to be created and configured.
+                let mut rx = ready.1.clone();
+                let ok = timeout_at(deadline, async {
+                    rx.wait_for(Option::is_some).await.ok().and_then(|r| *r)
+                })
+                .await
+                .map_err(|_| anyhow!("the room was never ready"))?;
+                if ok != Some(true) {
+                    bail!("its creator could not create the room");
+                }
+            }
+            let created = o.join(&shared, deadline).await;
+            if o.place == 0 {
+                let _ = ready.0.send(Some(created.is_ok()));
+            }
+            created
+        }
+        .await;
+        drop(ready);
+        let failed = result.is_err();
+        let _ = joined
+            .send(result.with_context(|| format!("{} in {}", o.nick, o.room_jid)))
+            .await;
+        drop(joined);
+        if !failed {
+            // Read (presence of later joiners) until told to start.
+            let mut go_rx = shared.go.clone();
+            let go = loop {
+                let mut chunk = [0u8; 4096];
+                tokio::select! {
+                    go = async { go_rx.wait_for(Option::is_some).await.ok().and_then(|g| *g) } => {
+                        break go;
+                    }
+                    read = o.session.read(&mut chunk) => {
+                        let n = read.unwrap_or(0);
+                        if o.feed(&chunk[..n], &shared).await.is_err() {
+                            break None;
+                        }
+                    }
+                    _ = shared.cancel.cancelled() => break None,
+                }
+            };
+            if let Some(go) = go
+                && let Err(e) = o.run(&shared, go).await
+                && shared.errors.fetch_add(1, Ordering::Relaxed) < SHOWN
+            {
+                eprintln!("{} in {}: {e:#}", o.nick, o.room_jid);
+            }
+        }
+        Outcome {
+            room: o.room,
+            received: o.received,
+            out_of_order: o.out_of_order,
+            closed: o.closed,
+        }
+    }
+
+    fn kib(v: Option<u64>) -> String {
+        v.map_or_else(|| "na".to_owned(), |v| v.to_string())
+    }
+
+    pub async fn run(args: MucArgs) -> anyhow::Result<()> {
+        let t = args.target.clone();
+        if args.room_size == 0 || t.concurrency == 0 || args.join_concurrency == 0 {
+            bail!("--room-size, --concurrency and --join-concurrency must be at least 1");
+        }
+        let rooms = t.users / args.room_size;
+        if rooms == 0 {
+            bail!(
+                "--users ({}) is below --room-size ({})",
+                t.users,
+                args.room_size
+            );
+        }
+        let users = rooms * args.room_size;
+        if users < t.users {
+            eprintln!(
+                "warning: {} users left out ({} rooms of {})",
+                t.users - users,
+                rooms,
+                args.room_size
+            );
+        }
+        let senders = args.senders.min(args.room_size);
+        let senders_total = rooms * senders;
+        if senders_total == 0 {
+            bail!("--senders must be at least 1");
+        }
+        let interval = match args.rate {
+            None => None,
+            Some(rate) if rate > 0.0 && rate.is_finite() => {
+                Some(Duration::from_secs_f64(senders_total as f64 / rate))
+            }
+            Some(rate) => bail!("--rate must be above 0, not {rate}"),
+        };
+        let service = args
+            .service
+            .clone()
+            .unwrap_or_else(|| format!("conference.{}", t.domain));
+        if let Some(limit) = proc::open_files_limit()
+            && limit < users as u64 + 64
+        {
+            eprintln!(
+                "warning: open files limit is {limit}, below {users} users; raise it with `ulimit -n`"
+            );
+        }
+        let pid = t.server_pid.map(|p| p.to_string());
+        let server_rss = || pid.as_deref().and_then(|p| proc::status_kib(p, "VmRSS"));
+        let server_cpu = || pid.as_deref().and_then(proc::cpu_ticks);
+        let rss_before = server_rss();
+        if let Some(p) = &pid
+            && rss_before.is_none()
+        {
+            bail!("cannot read /proc/{p}/status: is the server running on this machine?");
+        }
+        let mode = match args.rate {
+            Some(rate) => format!("open rate={rate}"),
+            None => format!("closed window={}", args.window.max(1)),
+        };
+        eprintln!(
+            "muc: {users} users in {rooms} rooms of {} at {service}, {senders} senders each, \
+             {mode}, {}s; against {}",
+            args.room_size, args.duration, t.server
+        );
+
+        // Log in.
+        let client = Arc::new(login::Client::new(&t)?);
+        let logins = login::login_all(
+            &client,
+            t.first_user,
+            users,
+            t.concurrency,
+            Duration::from_secs(args.ramp_timeout),
+        )
+        .await;
+        eprintln!(
+            "logins done in {:.1}s: {} established, {} failed",
+            logins.elapsed.as_secs_f64(),
+            logins.latencies.len(),
+            logins.failed
+        );
+        if logins.failed > 0 {
+            bail!("{} logins failed", logins.failed);
+        }
+
+        // Join, room by room: the first occupant creates the room.
+        let base = Instant::now();
+        let (go_tx, go_rx) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            base,
+            sent: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
+            delivered: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_delivery: AtomicU64::new(0),
+            latency: Histogram::default(),
+            late: AtomicU64::new(0),
+            joins: Semaphore::new(args.join_concurrency),
+            go: go_rx,
+            cancel: CancellationToken::new(),
+            args: args.clone(),
+            service: service.clone(),
+            interval,
+            senders_total,
+        });
+        let (joined_tx, mut joined_rx) = mpsc::channel(1024);
+        let mut tasks = JoinSet::new();
+        let join_start = Instant::now();
+        let mut sessions = logins.sessions.into_iter();
+        for room in 0..rooms {
+            // The room's creator says whether the room is ready (Some(true)).
+            let ready = watch::channel(None);
+            for place in 0..args.room_size {
+                let account = t.first_user + room * args.room_size + place;
+                let Some(Some(session)) = sessions.next() else {
+                    bail!("no session for account {account}");
+                };
+                let o = Occupant {
+                    session,
+                    splitter: Splitter::default(),
+                    room,
+                    place,
+                    room_jid: format!("{}{}@{}", args.room_prefix, room + 1, shared.service),
+                    nick: format!("u{account}"),
+                    received: 0,
+                    next_seq: vec![0; senders],
+                    out_of_order: 0,
+                    own_back: 0,
+                    joined: None,
+                    configured: None,
+                    join_error: None,
+                    replies: Vec::new(),
+                    closed: false,
+                };
+                tasks.spawn(occupant(
+                    o,
+                    shared.clone(),
+                    (ready.0.clone(), ready.1.clone()),
+                    joined_tx.clone(),
+                ));
+            }
+        }
+        drop(joined_tx);
+        let mut joined = 0usize;
+        let mut created = 0usize;
+        let mut join_failed = 0usize;
+        while let Some(r) = joined_rx.recv().await {
+            match r {
+                Ok(c) => {
+                    joined += 1;
+                    created += usize::from(c);
+                }
+                Err(e) => {
+                    join_failed += 1;
+                    if join_failed as u64 <= SHOWN {
+                        eprintln!("join failed: {e:#}");
+                    }
+                }
+            }
+        }
+        let join_time = join_start.elapsed();
+        eprintln!(
+            "joins done in {:.1}s: {joined} joined ({created} rooms created), {join_failed} failed",
+            join_time.as_secs_f64()
+        );
+        let stop = |tasks: &mut JoinSet<Outcome>| {
+            shared.cancel.cancel();
+            let mut tasks = std::mem::take(tasks);
+            async move {
+                let mut outcomes = Vec::new();
+                let collect = async {
+                    while let Some(o) = tasks.join_next().await {
+                        if let Ok(o) = o {
+                            outcomes.push(o);
+                        }
+                    }
+                };
+                if timeout(Duration::from_secs(10), collect).await.is_err() {
+                    eprintln!("some occupants did not stop in time");
+                }
+                outcomes
+            }
+        };
+        if join_failed > 0 {
+            stop(&mut tasks).await;
+            bail!("{join_failed} occupants could not join");
+        }
+        sleep(Duration::from_secs(args.settle)).await;
+
+        // Send.
+        let rss_joined = server_rss();
+        let cpu_before = (server_cpu(), proc::cpu_ticks("self"));
+        let start = Instant::now();
+        let send_end = start + Duration::from_secs(args.duration);
+        let _ = go_tx.send(Some(Go { start, send_end }));
+        let expected = || -> u64 {
+            shared
+                .sent
+                .iter()
+                .map(|s| s.load(Ordering::Relaxed) * args.room_size as u64)
+                .sum()
+        };
+        let mut progress = tokio::time::interval(Duration::from_secs(2));
+        progress.tick().await;
+        loop {
+            tokio::select! {
+                _ = sleep_until(send_end) => break,
+                _ = progress.tick() => eprintln!(
+                    "  {:>5.1}s sent {} delivered {} server RSS {} KiB",
+                    start.elapsed().as_secs_f64(),
+                    shared.sent.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>(),
+                    shared.delivered.load(Ordering::Relaxed),
+                    kib(server_rss()),
+                ),
+            }
+        }
+        // Drain: wait for what is still on its way.
+        let drain_end = send_end + Duration::from_secs(args.drain);
+        while Instant::now() < drain_end && shared.delivered.load(Ordering::Relaxed) < expected() {
+            sleep(Duration::from_millis(20)).await;
+        }
+        let end = Instant::now();
+        let cpu_after = (server_cpu(), proc::cpu_ticks("self"));
+        let rss_after = server_rss();
+        let hwm = pid.as_deref().and_then(|p| proc::status_kib(p, "VmHWM"));
+        let outcomes = stop(&mut tasks).await;
+
+        let sent: u64 = shared.sent.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+        let expected = expected();
+        let delivered = shared.delivered.load(Ordering::Relaxed);
+        let mut lost = 0u64;
+        let mut extra = 0u64;
+        let mut out_of_order = 0u64;
+        let mut closed = 0usize;
+        for o in &outcomes {
+            let should = shared.sent[o.room].load(Ordering::Relaxed);
+            lost += should.saturating_sub(o.received);
+            extra += o.received.saturating_sub(should);
+            out_of_order += o.out_of_order;
+            closed += usize::from(o.closed);
+        }
+        // Occupants whose task did not report count as receiving nothing.
+        let missing = users.saturating_sub(outcomes.len());
+        if missing > 0 {
+            lost = lost.max(expected.saturating_sub(delivered));
+        }
+        let wall = end.saturating_duration_since(start).as_secs_f64();
+        let busy_ns = shared
+            .last_delivery
+            .load(Ordering::Relaxed)
+            .saturating_sub(shared.nanos(start));
+        let busy = if busy_ns > 0 {
+            busy_ns as f64 / 1e9
+        } else {
+            wall
+        };
+        let cpu_s = |before: Option<u64>, after: Option<u64>| {
+            Some(after?.saturating_sub(before?) as f64 / proc::TICKS_PER_SECOND)
+        };
+        let server_cpu_s = cpu_s(cpu_before.0, cpu_after.0);
+        let gen_cpu_s = cpu_s(cpu_before.1, cpu_after.1);
+        let pct = |s: Option<f64>| {
+            s.map_or_else(|| "na".to_owned(), |s| format!("{:.0}", 100.0 * s / wall))
+        };
+        let per_cpu_s = server_cpu_s.filter(|s| *s > 0.0).map_or_else(
+            || "na".to_owned(),
+            |s| format!("{:.0}", delivered as f64 / s),
+        );
+        let mode = match args.rate {
+            Some(rate) => format!("open rate={rate}"),
+            None => format!("closed window={}", args.window.max(1)),
+        };
+        println!(
+            "muc users={users} rooms={rooms} room_size={} senders={senders} mode={mode} \
+             duration_s={} sent={sent} expected={expected} delivered={delivered} lost={lost} \
+             extra={extra} out_of_order={out_of_order} errors={} closed={closed} late={} \
+             delivered_per_s={:.0} lat_p50_ms={:.2} lat_p99_ms={:.2} lat_max_ms={:.2} \
+             server_cpu_pct={} gen_cpu_pct={} delivered_per_server_cpu_s={per_cpu_s} \
+             server_rss_before_kib={} server_rss_joined_kib={} server_rss_after_kib={} \
+             server_hwm_kib={} join_s={:.1} gen_rss_kib={}",
+            args.room_size,
+            args.duration,
+            shared.errors.load(Ordering::Relaxed),
+            shared.late.load(Ordering::Relaxed),
+            delivered as f64 / busy,
+            shared.latency.percentile_ms(50.0),
+            shared.latency.percentile_ms(99.0),
+            shared.latency.max_ms(),
+            pct(server_cpu_s),
+            pct(gen_cpu_s),
+            kib(rss_before),
+            kib(rss_joined),
+            kib(rss_after),
+            kib(hwm),
+            join_time.as_secs_f64(),
+            kib(proc::status_kib("self", "VmRSS")),
+        );
+        if sent == 0 {
+            bail!("no message was sent");
+        }
+        if lost > 0 {
+            bail!("{lost} deliveries lost ({delivered} of {expected})");
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::parse_body;
+
+        #[test]
+        fn reads_the_benchmark_body() {
+            let m = b"<message from='bench1@conference.localhost/u1' type='groupchat'>\
+                      <body>jb 1 42 1234567890</body><stanza-id xmlns='urn:xmpp:sid:0'/></message>";
+            assert_eq!(parse_body(m), Some((1, 42, 1234567890)));
+            assert_eq!(parse_body(b"<message><body>hello</body></message>"), None);
+            assert_eq!(
+                parse_body(b"<message><body>jb 1 x 3</body></message>"),
+                None
+            );
+            assert_eq!(parse_body(b"<message><body>jb 1 2</body></message>"), None);
+            assert_eq!(
+                parse_body(b"<message><body>jb 1 2 99999999999999999999999</body></message>"),
+                None
+            );
+        }
     }
 }
