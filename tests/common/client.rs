@@ -58,6 +58,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Like `expect`, returning an error instead of panicking.
+    /// What is buffered, or else the next chunk read from the socket.
+    pub async fn read_some(&mut self) -> String {
+        if !self.buf.is_empty() {
+            return std::mem::take(&mut self.buf);
+        }
+        let mut chunk = vec![0u8; 64 * 1024];
+        let n = self.io.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "closed by the server");
+        String::from_utf8_lossy(&chunk[..n]).into_owned()
+    }
+
+    /// Read and discard whatever arrives within a few milliseconds.
+    pub async fn drain_now(&mut self) {
+        self.buf.clear();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(5), self.io.read(&mut chunk)).await
+        {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
     pub async fn wait_for(&mut self, needle: &str, wait: Duration) -> Result<String, String> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
