@@ -152,6 +152,43 @@ async fn contract(storage: &Storage) {
     storage.save_room(&room).await.expect("re-create");
     assert!(storage.affiliations(&salon).await.expect("affs").is_empty());
 
+    // Registered nicks: one per member, unique in the room, gone with the room.
+    let (bob, carol) = (jid("bob@example.org"), jid("carol@example.org"));
+    storage
+        .set_nick(&salon, &bob, Some("Robert"))
+        .await
+        .expect("nick");
+    storage
+        .set_nick(&salon, &bob, Some("Bobby"))
+        .await
+        .expect("renamed");
+    assert!(
+        storage
+            .set_nick(&salon, &carol, Some("Bobby"))
+            .await
+            .is_err(),
+        "a nick is unique in a room"
+    );
+    storage
+        .set_nick(&salon, &carol, Some("Robert"))
+        .await
+        .expect("freed");
+    assert_eq!(
+        storage.nicks(&salon).await.expect("nicks"),
+        vec![
+            (bob.clone(), "Bobby".to_owned()),
+            (carol.clone(), "Robert".to_owned())
+        ]
+    );
+    storage
+        .set_nick(&salon, &carol, None)
+        .await
+        .expect("dropped");
+    assert_eq!(storage.nicks(&salon).await.expect("nicks").len(), 1);
+    assert!(storage.delete_room(&salon).await.expect("delete"));
+    assert!(storage.nicks(&salon).await.expect("nicks").is_empty());
+    storage.save_room(&room).await.expect("re-create");
+
     // A JID without a node is not a room: an error, not a row under "".
     assert!(
         storage

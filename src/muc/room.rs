@@ -19,6 +19,7 @@ pub const NS_SID: &str = "urn:xmpp:sid:0";
 pub const NS_MODERATE: &str = "urn:xmpp:message-moderate:1";
 pub const NS_RETRACT: &str = "urn:xmpp:message-retract:1";
 pub const NS_RSM: &str = "http://jabber.org/protocol/rsm";
+pub const NS_REGISTER_FORM: &str = "http://jabber.org/protocol/muc#register";
 
 /// An occupant's role (§5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,6 +87,8 @@ pub struct Room {
     pub history: VecDeque<HistoryEntry>,
     /// The subject text and the nick that set it.
     pub subject: Option<(String, String)>,
+    /// Registered nicknames (§7.10), reserved for their members.
+    pub nicks: HashMap<BareJid, String>,
 }
 
 impl Room {
@@ -98,6 +101,7 @@ impl Room {
             occupants: Vec::new(),
             history: VecDeque::new(),
             subject: None,
+            nicks: HashMap::new(),
         }
     }
 
@@ -129,6 +133,14 @@ impl Room {
             Affiliation::None => Role::Participant,
             Affiliation::Outcast => Role::None,
         }
+    }
+
+    /// The member who registered `nick`, if someone did.
+    pub fn nick_owner(&self, nick: &str) -> Option<&BareJid> {
+        self.nicks
+            .iter()
+            .find(|(_, n)| n.as_str() == nick)
+            .map(|(j, _)| j)
     }
 
     pub fn by_nick(&self, nick: &str) -> Option<usize> {

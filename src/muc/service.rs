@@ -81,6 +81,12 @@ pub async fn start(state: &Arc<ServerState>) -> anyhow::Result<()> {
             for a in state.storage.affiliations(&stored.jid).await? {
                 room.affiliations.insert(a.jid, (a.affiliation, a.reason));
             }
+            room.nicks = state
+                .storage
+                .nicks(&stored.jid)
+                .await?
+                .into_iter()
+                .collect();
             rooms.insert(node.as_str().to_owned(), room);
         }
         tracing::info!(service, rooms = rooms.len(), "MUC service ready");
@@ -464,6 +470,15 @@ impl Service {
                 .reply_error(
                     stanza,
                     err(Condition::ItemNotFound).with_text("this room is being created"),
+                )
+                .await;
+        }
+        // §7.2.9: a nick registered by another member is theirs.
+        if room.nick_owner(&nick).is_some_and(|owner| owner != &user) {
+            return self
+                .reply_error(
+                    stanza,
+                    err(Condition::Conflict).with_text("this nickname is registered by a member"),
                 )
                 .await;
         }
@@ -1187,7 +1202,11 @@ impl Service {
             return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
         }
         let result = match (set, payload.name(), payload.ns().as_str()) {
+            (false, "query", ns::DISCO_INFO) if payload.attr("node") == Some("x-roomuser-item") => {
+                Ok(Some(self.reserved_nick(from, node)))
+            }
             (false, "query", ns::DISCO_INFO) => Ok(Some(self.room_info(node))),
+            (_, "query", ns::REGISTER) => self.register(from, node, set, payload).await,
             (false, "query", ns::DISCO_ITEMS) => Ok(Some(Element::bare("query", ns::DISCO_ITEMS))),
             (false, "ping", ns::PING) => Ok(None),
             (_, "query", NS_ADMIN) => self.admin(from, node, set, payload).await,
@@ -1279,6 +1298,132 @@ impl Service {
             }],
         };
         info.to_element(None)
+    }
+
+    /// §7.11: the nick `from` registered, as a disco identity.
+    fn reserved_nick(&self, from: &Jid, node: &str) -> Element {
+        let mut q = Element::bare("query", ns::DISCO_INFO);
+        set_attr(&mut q, "node", "x-roomuser-item");
+        if let Some(nick) = self.rooms[node].nicks.get(&from.to_bare()) {
+            let mut id = Element::bare("identity", ns::DISCO_INFO);
+            set_attr(&mut id, "category", "conference");
+            set_attr(&mut id, "type", "text");
+            set_attr(&mut id, "name", nick.clone());
+            q.append_child(id);
+        }
+        q
+    }
+
+    /// §7.10: registering a nickname with the room (which makes the user a member).
+    async fn register(
+        &mut self,
+        from: &Jid,
+        node: &str,
+        set: bool,
+        query: &Element,
+    ) -> Result<Option<Element>, StanzaError> {
+        let user = from.to_bare();
+        let room = &self.rooms[node];
+        let affiliation = self.affiliation_of(room, &user);
+        if affiliation == Affiliation::Outcast {
+            return Err(err(Condition::Forbidden));
+        }
+        if room.config.members_only && affiliation < Affiliation::Member {
+            return Err(err(Condition::RegistrationRequired)
+                .with_text("only members may register in this room"));
+        }
+        if !set {
+            let mut q = Element::bare("query", ns::REGISTER);
+            if let Some(nick) = room.nicks.get(&user) {
+                q.append_child(Element::bare("registered", ns::REGISTER));
+                q.append_child(text_el("username", ns::REGISTER, nick));
+                return Ok(Some(q));
+            }
+            q.append_child(text_el(
+                "instructions",
+                ns::REGISTER,
+                "Choose the nickname reserved for you in this room.",
+            ));
+            let mut x = Element::bare("x", ns::DATA_FORMS);
+            set_attr(&mut x, "type", "form");
+            for (var, kind, value) in [
+                ("FORM_TYPE", "hidden", Some(NS_REGISTER_FORM)),
+                ("muc#register_roomnick", "text-single", None),
+            ] {
+                let mut f = Element::bare("field", ns::DATA_FORMS);
+                set_attr(&mut f, "var", var);
+                set_attr(&mut f, "type", kind);
+                if var != "FORM_TYPE" {
+                    set_attr(&mut f, "label", "Nickname");
+                    f.append_child(Element::bare("required", ns::DATA_FORMS));
+                }
+                if let Some(v) = value {
+                    f.append_child(text_el("value", ns::DATA_FORMS, v));
+                }
+                x.append_child(f);
+            }
+            q.append_child(x);
+            return Ok(Some(q));
+        }
+        let room_jid = room.jid.clone();
+        if query.get_child("remove", ns::REGISTER).is_some() {
+            if let Some(r) = self.rooms.get_mut(node) {
+                r.nicks.remove(&user);
+            }
+            if self.rooms[node].config.persistent
+                && let Err(e) = self.state.storage.set_nick(&room_jid, &user, None).await
+            {
+                tracing::error!(room = %room_jid, error = %e, "cannot drop a registered nick");
+            }
+            return Ok(None);
+        }
+        let nick = query
+            .get_child("x", ns::DATA_FORMS)
+            .and_then(|x| {
+                x.children()
+                    .find(|f| {
+                        f.is("field", ns::DATA_FORMS)
+                            && f.attr("var") == Some("muc#register_roomnick")
+                    })
+                    .and_then(|f| f.get_child("value", ns::DATA_FORMS))
+                    .map(Element::text)
+            })
+            .or_else(|| query.get_child("username", ns::REGISTER).map(Element::text))
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                err(Condition::BadRequest).with_text("muc#register_roomnick is required")
+            })?;
+        // The nick must be a valid resource of the room's JID.
+        let nick = Jid::new(&format!("{room_jid}/{nick}"))
+            .ok()
+            .and_then(|j| j.resource().map(|r| r.as_str().to_owned()))
+            .ok_or_else(|| err(Condition::NotAcceptable).with_text("not a valid nickname"))?;
+        let room = &self.rooms[node];
+        let taken_by_other = room.nick_owner(&nick).is_some_and(|o| o != &user)
+            || room
+                .by_nick(&nick)
+                .is_some_and(|i| room.occupants[i].bare != user);
+        if taken_by_other {
+            return Err(err(Condition::Conflict).with_text("this nickname is taken"));
+        }
+        if let Some(r) = self.rooms.get_mut(node) {
+            r.nicks.insert(user.clone(), nick.clone());
+        }
+        if affiliation < Affiliation::Member {
+            self.set_affiliation(node, &user, Affiliation::Member, None)
+                .await;
+        }
+        if self.rooms[node].config.persistent
+            && let Err(e) = self
+                .state
+                .storage
+                .set_nick(&room_jid, &user, Some(&nick))
+                .await
+        {
+            tracing::error!(room = %room_jid, error = %e, "cannot store a registered nick");
+        }
+        Ok(None)
     }
 
     // ---- muc#admin (§8, §9) --------------------------------------------------
@@ -1478,6 +1623,16 @@ impl Service {
         let Some(room) = self.rooms.get_mut(node) else {
             return;
         };
+        if a <= Affiliation::None && room.nicks.remove(jid).is_some() && room.config.persistent {
+            // A registered nick belongs to a member (§7.10).
+            let room_jid = room.jid.clone();
+            if let Err(e) = self.state.storage.set_nick(&room_jid, jid, None).await {
+                tracing::error!(room = %room_jid, error = %e, "cannot drop a registered nick");
+            }
+        }
+        let Some(room) = self.rooms.get_mut(node) else {
+            return;
+        };
         if a == Affiliation::None {
             room.affiliations.remove(jid);
         } else {
@@ -1650,6 +1805,11 @@ impl Service {
         if let Err(e) = self.state.storage.save_room(&stored).await {
             tracing::error!(room = %room.jid, error = %e, "cannot store a room");
             return;
+        }
+        for (j, n) in &room.nicks {
+            if let Err(e) = self.state.storage.set_nick(&room.jid, j, Some(n)).await {
+                tracing::error!(room = %room.jid, error = %e, "cannot store a registered nick");
+            }
         }
         // A room made persistent keeps the affiliations it had in memory.
         for (j, (a, r)) in &room.affiliations {

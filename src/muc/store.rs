@@ -82,6 +82,18 @@ pub trait MucStore {
         &self,
         room: &BareJid,
     ) -> impl Future<Output = Result<Vec<StoredAffiliation>, StorageError>> + Send;
+    /// Registered nicknames of a room (XEP-0045 §7.10): (member, nick).
+    fn nicks(
+        &self,
+        room: &BareJid,
+    ) -> impl Future<Output = Result<Vec<(BareJid, String)>, StorageError>> + Send;
+    /// Register `nick` for `jid` in `room`, or drop its registration (None).
+    fn set_nick(
+        &self,
+        room: &BareJid,
+        jid: &BareJid,
+        nick: Option<&str>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
     /// Set one affiliation (`Affiliation::None` deletes the row).
     fn set_affiliation(
         &self,

@@ -72,6 +72,11 @@ impl MucStore for Storage {
         // One transaction: a crash between the two deletes must not leave
         // affiliations that a later room of the same name would inherit.
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM muc_nicks WHERE service = $1 AND name = $2")
+            .bind(service)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM muc_affiliations WHERE service = $1 AND name = $2")
             .bind(service)
             .bind(name)
@@ -112,6 +117,54 @@ impl MucStore for Storage {
             });
         }
         Ok(out)
+    }
+
+    async fn nicks(&self, room: &BareJid) -> Result<Vec<(BareJid, String)>, StorageError> {
+        let (service, name) = room_key(room)?;
+        let rows = sqlx::query(
+            "SELECT jid, nick FROM muc_nicks WHERE service = $1 AND name = $2 ORDER BY jid",
+        )
+        .bind(service)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let jid: String = r.try_get(0)?;
+            let nick: String = r.try_get(1)?;
+            match BareJid::new(&jid) {
+                Ok(j) => out.push((j, nick)),
+                Err(_) => tracing::warn!(room = %room, jid, "unreadable registered nick skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_nick(
+        &self,
+        room: &BareJid,
+        jid: &BareJid,
+        nick: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let (service, name) = room_key(room)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM muc_nicks WHERE service = $1 AND name = $2 AND jid = $3")
+            .bind(service)
+            .bind(name)
+            .bind(jid.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if let Some(nick) = nick {
+            sqlx::query("INSERT INTO muc_nicks (service, name, jid, nick) VALUES ($1, $2, $3, $4)")
+                .bind(service)
+                .bind(name)
+                .bind(jid.as_str())
+                .bind(nick)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn set_affiliation(
