@@ -28,7 +28,22 @@ pub struct Service {
     /// Salt of stanza ids, so ids from two runs of the server differ.
     id_prefix: String,
     next_id: u64,
+    /// iq requests relayed to occupants, by the id we gave them: who asked,
+    /// with which id, and when (answers are matched back; stale ones dropped).
+    relayed: HashMap<String, Relayed>,
 }
+
+struct Relayed {
+    requester: FullJid,
+    id: String,
+    /// room@service/nick of the asked occupant, as the requester addressed it.
+    target: String,
+    at: std::time::Instant,
+}
+
+/// Relayed iqs remembered at most, and for how long.
+const MAX_RELAYED: usize = 4096;
+const RELAY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn err(condition: Condition) -> StanzaError {
     StanzaError::new(condition)
@@ -103,6 +118,7 @@ pub async fn start(state: &Arc<ServerState>) -> anyhow::Result<()> {
             rooms,
             id_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
             next_id: 0,
+            relayed: HashMap::new(),
         };
         tokio::spawn(s.run(stanzas, commands));
     }
@@ -1189,7 +1205,7 @@ impl Service {
     async fn iq(&mut self, stanza: &Element, from: &Jid, node: &str, nick: Option<String>) {
         let kind = stanza.attr("type").unwrap_or("");
         if matches!(kind, "result" | "error") {
-            return;
+            return self.relay_answer(stanza, from, node).await;
         }
         let Some(payload) = stanza.children().next() else {
             return self.reply_error(stanza, err(Condition::BadRequest)).await;
@@ -1246,8 +1262,77 @@ impl Service {
                 }
             };
         }
-        self.reply_error(stanza, err(Condition::ServiceUnavailable))
-            .await
+        // Anything else (vCards for avatars, software version...) is relayed
+        // to the occupant, as from the asker's nick (XEP-0045 §7.5's rule
+        // for private messages, applied to iq), by occupants only: the room's anonymity holds.
+        let room = &self.rooms[node];
+        let (Some((_, asker)), Some(target)) = (joined, room.by_nick(nick)) else {
+            return self
+                .reply_error(stanza, err(Condition::NotAcceptable))
+                .await;
+        };
+        let (Some(session), Some(requester)) = (
+            room.occupants[target].sessions.first().cloned(),
+            from.clone().try_into_full().ok(),
+        ) else {
+            return;
+        };
+        let asker_jid = room.occupant_jid(&room.occupants[asker].nick);
+        let target_jid = room.occupant_jid(nick);
+        let now = std::time::Instant::now();
+        if self.relayed.len() >= MAX_RELAYED {
+            self.relayed
+                .retain(|_, r| now.duration_since(r.at) < RELAY_TTL);
+            if self.relayed.len() >= MAX_RELAYED {
+                return self
+                    .reply_error(stanza, err(Condition::ResourceConstraint))
+                    .await;
+            }
+        }
+        let id = self.new_id();
+        self.relayed.insert(
+            id.clone(),
+            Relayed {
+                requester,
+                id: stanza.attr("id").unwrap_or_default().to_owned(),
+                target: target_jid,
+                at: now,
+            },
+        );
+        let mut out = Element::bare("iq", ns::CLIENT);
+        set_attr(
+            &mut out,
+            "type",
+            stanza.attr("type").unwrap_or("get").to_owned(),
+        );
+        set_attr(&mut out, "id", id);
+        set_attr(&mut out, "from", asker_jid);
+        set_attr(&mut out, "to", session.to_string());
+        out.append_child(payload.clone());
+        self.send(out).await;
+    }
+
+    /// An occupant's answer to a relayed iq goes back to who asked.
+    async fn relay_answer(&mut self, stanza: &Element, from: &Jid, node: &str) {
+        let Some(id) = stanza.attr("id") else { return };
+        let Some(relayed) = self.relayed.remove(id) else {
+            return;
+        };
+        // Only the asked occupant's session may answer.
+        let answered_by = from
+            .clone()
+            .try_into_full()
+            .ok()
+            .and_then(|f| self.rooms.get(node)?.by_session(&f))
+            .map(|i| self.rooms[node].occupant_jid(&self.rooms[node].occupants[i].nick));
+        if answered_by.as_deref() != Some(relayed.target.as_str()) {
+            return;
+        }
+        let mut out = stanza.clone();
+        set_attr(&mut out, "id", relayed.id);
+        set_attr(&mut out, "from", relayed.target);
+        set_attr(&mut out, "to", relayed.requester.to_string());
+        self.send(out).await;
     }
 
     fn room_info(&self, node: &str) -> Element {
