@@ -1,0 +1,445 @@
+//! The service task: one per `conference.DOMAIN`, owning its rooms.
+
+mod admin;
+mod iq;
+mod messages;
+mod presence;
+
+use super::config::{AllowPm, RoomConfig};
+use super::room::*;
+use super::store::{Affiliation, MucStore, StoredAffiliation, StoredRoom};
+use super::{Command, RoomSummary};
+use crate::config::RoomCreation;
+use crate::features::disco::{DiscoInfo, Field, Form, Identity};
+use crate::router::sessions::Packet;
+use crate::state::ServerState;
+use crate::xmpp::error::{Condition, ErrorType, StanzaError};
+use crate::xmpp::ns;
+use crate::xmpp::stanza::{iq_result, set_attr};
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// The name the service has in disco.
+pub const NAME: &str = "Salons / Chatrooms";
+
+pub struct Service {
+    state: Arc<ServerState>,
+    /// conference.DOMAIN
+    domain: String,
+    rooms: HashMap<String, Room>,
+    /// Salt of stanza ids, so ids from two runs of the server differ.
+    id_prefix: String,
+    next_id: u64,
+    /// iq requests relayed to occupants, by the id we gave them: who asked,
+    /// with which id, and when (answers are matched back; stale ones dropped).
+    relayed: HashMap<String, Relayed>,
+}
+
+struct Relayed {
+    requester: FullJid,
+    id: String,
+    /// room@service/nick of the asked occupant, as the requester addressed it.
+    target: String,
+    at: std::time::Instant,
+}
+
+/// Relayed iqs remembered at most, and for how long.
+const MAX_RELAYED: usize = 4096;
+const RELAY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn err(condition: Condition) -> StanzaError {
+    StanzaError::new(condition)
+}
+
+fn err_type(condition: Condition, kind: ErrorType) -> StanzaError {
+    let mut e = StanzaError::new(condition);
+    e.kind = kind;
+    e
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn presence_el(from: &str, to: &str, kind: Option<&str>) -> Element {
+    let mut p = Element::bare("presence", ns::CLIENT);
+    set_attr(&mut p, "from", from.to_owned());
+    set_attr(&mut p, "to", to.to_owned());
+    if let Some(k) = kind {
+        set_attr(&mut p, "type", k.to_owned());
+    }
+    p
+}
+
+fn text_el(name: &str, namespace: &str, text: &str) -> Element {
+    let mut el = Element::bare(name, namespace);
+    el.append_text(text.to_owned());
+    el
+}
+
+/// Load the persistent rooms of each served domain's service, register the
+/// services with the router, and start their tasks.
+pub async fn start(state: &Arc<ServerState>) -> anyhow::Result<()> {
+    for domain in state.config.server.domains.clone() {
+        let Some(service) = state.config.muc_service(&domain) else {
+            continue;
+        };
+        let mut rooms = HashMap::new();
+        for stored in state.storage.rooms(&service).await? {
+            let Some(node) = stored.jid.node() else {
+                continue;
+            };
+            let mut room = Room::new(stored.jid.clone(), RoomConfig::from_text(&stored.config));
+            room.config.persistent = true;
+            room.subject = stored.subject.clone();
+            for a in state.storage.affiliations(&stored.jid).await? {
+                room.affiliations.insert(a.jid, (a.affiliation, a.reason));
+            }
+            room.nicks = state
+                .storage
+                .nicks(&stored.jid)
+                .await?
+                .into_iter()
+                .collect();
+            rooms.insert(node.as_str().to_owned(), room);
+        }
+        tracing::info!(service, rooms = rooms.len(), "MUC service ready");
+        let stanzas = state
+            .components
+            .register(&service, state.config.muc.queue_size);
+        let (tx, commands) = mpsc::channel(64);
+        state.muc.register(&service, tx);
+        let mut prefix = [0u8; 4];
+        rand::fill(&mut prefix);
+        let s = Service {
+            state: state.clone(),
+            domain: service,
+            rooms,
+            id_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
+            next_id: 0,
+            relayed: HashMap::new(),
+        };
+        tokio::spawn(s.run(stanzas, commands));
+    }
+    Ok(())
+}
+
+impl Service {
+    async fn run(
+        mut self,
+        mut stanzas: mpsc::Receiver<Packet>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        let shutdown = self.state.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                p = stanzas.recv() => match p {
+                    Some(p) => self.handle(*p).await,
+                    None => break,
+                },
+                Some(c) = commands.recv() => self.command(c).await,
+            }
+        }
+        // §"332": removed because the service is shutting down.
+        let names: Vec<String> = self.rooms.keys().cloned().collect();
+        for name in names {
+            if let Some(room) = self.rooms.get(&name) {
+                let outs: Vec<Element> = room
+                    .occupants
+                    .iter()
+                    .flat_map(|o| {
+                        let from = room.occupant_jid(&o.nick);
+                        o.sessions.iter().map(move |s| {
+                            let mut p = presence_el(&from, &s.to_string(), Some("unavailable"));
+                            p.append_child(user_x(
+                                Affiliation::None,
+                                Role::None,
+                                None,
+                                None,
+                                &[110, 332],
+                            ));
+                            p
+                        })
+                    })
+                    .collect();
+                for p in outs {
+                    self.send(p).await;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, el: Element) {
+        crate::router::route(&self.state, el).await;
+    }
+
+    async fn reply_error(&self, stanza: &Element, e: StanzaError) {
+        if stanza.attr("type") == Some("error") {
+            return;
+        }
+        self.send(e.reply_to(stanza)).await;
+    }
+
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("{}-{:x}-{:x}", self.id_prefix, now_micros(), self.next_id)
+    }
+
+    fn occupant_id(&self, room: &BareJid, user: &BareJid) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(&self.state.secret);
+        h.update(room.as_str().as_bytes());
+        h.update([0]);
+        h.update(user.as_str().as_bytes());
+        h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn affiliation_of(&self, room: &Room, user: &BareJid) -> Affiliation {
+        if self.state.config.is_admin(user.as_str()) {
+            return Affiliation::Owner;
+        }
+        room.affiliation(user)
+    }
+
+    async fn handle(&mut self, stanza: Element) {
+        let (Some(from), Some(to)) = (
+            stanza.attr("from").and_then(|f| Jid::new(f).ok()),
+            stanza.attr("to").and_then(|t| Jid::new(t).ok()),
+        ) else {
+            return;
+        };
+        let Some(node) = to.node().map(|n| n.as_str().to_owned()) else {
+            return self.service_stanza(&stanza, &from).await;
+        };
+        let nick = to.resource().map(|r| r.as_str().to_owned());
+        match stanza.name() {
+            "presence" => self.presence(&stanza, &from, &node, nick).await,
+            "message" => self.message(&stanza, &from, &node, nick).await,
+            "iq" => self.iq(&stanza, &from, &node, nick).await,
+            _ => {}
+        }
+    }
+
+    // ---- the service itself ----------------------------------------------
+
+    async fn service_stanza(&mut self, stanza: &Element, from: &Jid) {
+        if stanza.name() != "iq" {
+            if stanza.name() == "message" {
+                self.reply_error(stanza, err(Condition::ServiceUnavailable))
+                    .await;
+            }
+            return;
+        }
+        let kind = stanza.attr("type").unwrap_or("");
+        let payload = stanza.children().next();
+        let reply = match (kind, payload) {
+            ("get", Some(q)) if q.is("query", ns::DISCO_INFO) && q.attr("node").is_none() => {
+                let info = DiscoInfo {
+                    identities: vec![Identity {
+                        name: Some(NAME.to_owned()),
+                        ..Identity::new("conference", "text")
+                    }],
+                    features: [
+                        ns::DISCO_INFO,
+                        ns::DISCO_ITEMS,
+                        NS_MUC,
+                        NS_RSM,
+                        ns::PING,
+                        NS_OCCUPANT_ID,
+                        NS_SID,
+                        NS_MODERATE,
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    forms: Vec::new(),
+                };
+                Ok(Some(info.to_element(None)))
+            }
+            ("get", Some(q)) if q.is("query", ns::DISCO_ITEMS) && q.attr("node").is_none() => {
+                Ok(Some(self.room_list(q, from)))
+            }
+            ("get", Some(q)) if q.is("ping", ns::PING) => Ok(None),
+            ("result" | "error", _) => return,
+            _ => Err(err(Condition::ServiceUnavailable)),
+        };
+        match reply {
+            Ok(p) => self.send(iq_result(stanza, p)).await,
+            Err(e) => self.reply_error(stanza, e).await,
+        }
+    }
+
+    /// Public rooms, with XEP-0059 paging (`max`, `after`, `before`, `index`).
+    fn room_list(&self, query: &Element, _from: &Jid) -> Element {
+        let mut rooms: Vec<&Room> = self
+            .rooms
+            .values()
+            .filter(|r| r.config.public && !r.locked)
+            .collect();
+        rooms.sort_by(|a, b| a.jid.cmp(&b.jid));
+        let mut out = Element::bare("query", ns::DISCO_ITEMS);
+        let set = query.get_child("set", NS_RSM);
+        let count = rooms.len();
+        let (start, end) = match set {
+            None => (0, count),
+            Some(set) => {
+                let max = set
+                    .get_child("max", NS_RSM)
+                    .and_then(|m| m.text().trim().parse::<usize>().ok())
+                    .unwrap_or(count);
+                let after = set.get_child("after", NS_RSM).map(|a| a.text());
+                let before = set.get_child("before", NS_RSM).map(|b| b.text());
+                let index = set
+                    .get_child("index", NS_RSM)
+                    .and_then(|i| i.text().trim().parse::<usize>().ok());
+                if let Some(after) = after {
+                    let s = rooms
+                        .iter()
+                        .position(|r| r.jid.as_str() > after.as_str())
+                        .unwrap_or(count);
+                    (s, (s + max).min(count))
+                } else if let Some(before) = before {
+                    let e = if before.is_empty() {
+                        count
+                    } else {
+                        rooms
+                            .iter()
+                            .position(|r| r.jid.as_str() >= before.as_str())
+                            .unwrap_or(count)
+                    };
+                    (e.saturating_sub(max), e)
+                } else {
+                    let s = index.unwrap_or(0).min(count);
+                    (s, (s + max).min(count))
+                }
+            }
+        };
+        for r in &rooms[start..end] {
+            let mut item = Element::bare("item", ns::DISCO_ITEMS);
+            set_attr(&mut item, "jid", r.jid.to_string());
+            let name = if r.config.name.is_empty() {
+                r.jid
+                    .node()
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default()
+            } else {
+                r.config.name.clone()
+            };
+            set_attr(&mut item, "name", name);
+            out.append_child(item);
+        }
+        if set.is_some() {
+            let mut s = Element::bare("set", NS_RSM);
+            if end > start {
+                let mut first = text_el("first", NS_RSM, rooms[start].jid.as_str());
+                set_attr(&mut first, "index", start.to_string());
+                s.append_child(first);
+                s.append_child(text_el("last", NS_RSM, rooms[end - 1].jid.as_str()));
+            }
+            s.append_child(text_el("count", NS_RSM, &count.to_string()));
+            out.append_child(s);
+        }
+        out
+    }
+
+    // ---- admin commands --------------------------------------------------------
+
+    async fn command(&mut self, c: Command) {
+        match c {
+            Command::List { reply } => {
+                let mut list: Vec<RoomSummary> = self
+                    .rooms
+                    .values()
+                    .map(|r| RoomSummary {
+                        jid: r.jid.clone(),
+                        name: r.config.name.clone(),
+                        occupants: r.occupants.len(),
+                        persistent: r.config.persistent,
+                        public: r.config.public,
+                        owners: r.with_affiliation(Affiliation::Owner),
+                    })
+                    .collect();
+                list.sort_by(|a, b| a.jid.cmp(&b.jid));
+                let _ = reply.send(list);
+            }
+            Command::SetAffiliation {
+                room,
+                jid,
+                affiliation,
+                sole_owner,
+                reply,
+            } => {
+                let Some(node) = room
+                    .node()
+                    .map(|n| n.as_str().to_owned())
+                    .filter(|n| self.rooms.contains_key(n))
+                else {
+                    let _ = reply.send(Err(format!("no room {room}")));
+                    return;
+                };
+                let r = &self.rooms[&node];
+                let mut owners = r.with_affiliation(Affiliation::Owner);
+                owners.retain(|o| o != &jid);
+                if affiliation != Affiliation::Owner && owners.is_empty() && !sole_owner {
+                    let _ = reply.send(Err("a room keeps at least one owner".into()));
+                    return;
+                }
+                self.set_affiliation(&node, &jid, affiliation, None).await;
+                if sole_owner && affiliation == Affiliation::Owner {
+                    for o in owners {
+                        self.set_affiliation(&node, &o, Affiliation::Member, None)
+                            .await;
+                    }
+                }
+                tracing::info!(%room, %jid, affiliation = affiliation.as_str(), "affiliation changed by an administrator");
+                let _ = reply.send(Ok(()));
+            }
+            Command::Destroy {
+                room,
+                reason,
+                reply,
+            } => {
+                let Some(node) = room
+                    .node()
+                    .map(|n| n.as_str().to_owned())
+                    .filter(|n| self.rooms.contains_key(n))
+                else {
+                    let _ = reply.send(Err(format!("no room {room}")));
+                    return;
+                };
+                self.destroy(&node, None, reason).await;
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+}
+
+/// The parts of a client's presence that the room reflects: show, status,
+/// priority, caps and the like, without MUC protocol elements or addresses.
+fn stored_presence(stanza: &Element) -> Element {
+    let mut p = Element::bare("presence", ns::CLIENT);
+    for c in stanza.children() {
+        if c.is("x", NS_MUC) || c.is("x", NS_USER) || c.is("occupant-id", NS_OCCUPANT_ID) {
+            continue;
+        }
+        p.append_child(c.clone());
+    }
+    p
+}
+
+fn form_type(form: &Element) -> Option<String> {
+    form.children()
+        .find(|f| f.is("field", ns::DATA_FORMS) && f.attr("var") == Some("FORM_TYPE"))
+        .and_then(|f| f.get_child("value", ns::DATA_FORMS))
+        .map(Element::text)
+}
