@@ -60,6 +60,14 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         ),
     }
     directories(config, &mut r).await;
+    for domain in &config.server.domains {
+        if let Some(service) = config.muc_service(domain) {
+            r.ok(&format!(
+                "{domain}: rooms at {service} (creation: {:?}, at most {} occupants each)",
+                config.muc.room_creation, config.muc.max_occupants
+            ));
+        }
+    }
     if config.server.admins.is_empty() {
         r.warn(
             "no server admins",
