@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod interop;
 pub mod ldap;
 pub mod muc;
 
