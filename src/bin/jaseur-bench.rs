@@ -9,6 +9,10 @@
 //! can be made against other servers.
 //!
 //! Scenarios (one subcommand each):
+//! - `login`: N accounts each connect over STARTTLS, authenticate (SASL
+//!   SCRAM-SHA-256 by default, or PLAIN), bind, fetch the roster, send initial
+//!   presence and close the stream, a bounded number at a time; logins per
+//!   second and login times.
 //! - `idle`: log N accounts in over STARTTLS + SASL PLAIN, bind, send initial
 //!   presence, hold the sessions idle, and report the server's resident memory
 //!   per session (from `/proc/PID/status`).
@@ -16,6 +20,9 @@
 //!   (XEP-0045), let a few senders per room send groupchat messages
 //!   closed-loop or at a fixed rate, and report delivered stanzas per second,
 //!   end-to-end latency, lost messages and the server's CPU and memory.
+//! - `msg`: N accounts in pairs sending each other chat messages, closed-loop
+//!   (a window of messages in flight per sender) or at a fixed total rate;
+//!   delivered messages per second, end-to-end latency, lost messages.
 //!
 //! Every wait is bounded by a deadline and the tool stops by itself. The open
 //! file limit is raised by the calling script (`ulimit -n`): raising it from
@@ -52,10 +59,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
+    /// Log N accounts in and out (STARTTLS, SASL, bind, roster, presence, close): logins/s.
+    Login(LoginArgs),
     /// Log N accounts in, hold the sessions idle, report the server's memory per session.
     Idle(IdleArgs),
     /// Groupchat fan-out: rooms of M occupants, a few senders each.
     Muc(MucArgs),
+    /// One-to-one chat: N accounts in pairs, closed loop or at a fixed rate.
+    Msg(MsgArgs),
+}
+
+/// The SASL mechanism the generator logs in with.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mechanism {
+    /// SASL PLAIN (RFC 4616): the server checks the password itself.
+    Plain,
+    /// SCRAM-SHA-256 (RFC 7677) without channel binding; the generator
+    /// caches each account's derived keys, as real clients do.
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
+}
+
+impl Mechanism {
+    fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "plain",
+            Mechanism::ScramSha256 => "scram-sha-256",
+        }
+    }
 }
 
 /// Where to connect and as whom: shared by every scenario.
@@ -98,6 +129,53 @@ struct TargetArgs {
     /// The server's process id, to read its memory from /proc (local servers only).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// SASL mechanism (default: scram-sha-256 for `login`, plain for the
+    /// scenarios where logging in is only the setup).
+    #[arg(long, value_enum)]
+    mechanism: Option<Mechanism>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LoginArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Times each account logs in during the measured pass.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// SCRAM: skip the warm-up pass that fills the generator's key cache,
+    /// so that the measured pass computes PBKDF2 once per account (the
+    /// generator then usually limits the figure).
+    #[arg(long)]
+    cold: bool,
+    /// Seconds all logins of one pass together may take; the rest are abandoned (failed).
+    #[arg(long, default_value_t = 600)]
+    ramp_timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+struct MsgArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Messages per second across all senders (open loop); every account
+    /// sends, at evenly spread times. Without it, closed loop: each sender
+    /// keeps `--window` messages in flight (saturation).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Closed loop: messages each sender keeps in flight.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds to wait after the last send for deliveries still on their way.
+    #[arg(long, default_value_t = 10)]
+    drain: u64,
+    /// Seconds all logins together may take.
+    #[arg(long, default_value_t = 600)]
+    ramp_timeout: u64,
+    /// Seconds to wait once everyone is logged in, before sending.
+    #[arg(long, default_value_t = 1)]
+    settle: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -178,8 +256,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.scenario {
+            Scenario::Login(args) => logins::run(args).await,
             Scenario::Idle(args) => idle::run(args).await,
             Scenario::Muc(args) => muc::run(args).await,
+            Scenario::Msg(args) => msg::run(args).await,
         }
     });
     match result {
@@ -354,6 +434,27 @@ mod conn {
             Ok(self.wait_any(&[needle], deadline).await?.1)
         }
 
+        /// After sending our `</stream:stream>`: read (and discard) until the
+        /// server closes its stream or the connection. False if it did not
+        /// by `deadline`.
+        pub async fn wait_closed(&mut self, deadline: Instant) -> bool {
+            const END: &[u8] = b"</stream:stream>";
+            loop {
+                if find(&self.buf, END).is_some() {
+                    return true;
+                }
+                // Keep only what could be the start of the end tag.
+                let keep = self.buf.len().min(END.len() - 1);
+                self.buf.drain(..self.buf.len() - keep);
+                let mut chunk = [0u8; 2048];
+                match timeout_at(deadline, self.io.read(&mut chunk)).await {
+                    Err(_) => return false,
+                    Ok(Ok(0)) | Ok(Err(_)) => return true,
+                    Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        }
+
         /// The start of what is buffered, for error messages.
         fn snippet(&self) -> String {
             let end = self.buf.len().min(300);
@@ -369,16 +470,31 @@ mod conn {
     }
 }
 
-/// Logging one account in: TCP, STARTTLS, TLS, SASL PLAIN, bind, presence.
+/// Logging one account in: TCP, STARTTLS, TLS, SASL (PLAIN or
+/// SCRAM-SHA-256), bind, presence.
 mod login {
     use super::conn::Conn;
     use super::*;
+    use std::collections::HashMap;
 
     const STARTTLS: &[u8] = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
     const BIND: &[u8] =
         b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>";
+    const ROSTER_ID: &str = "roster1";
+    const ROSTER: &[u8] = b"<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>";
     const PRESENCE: &[u8] = b"<presence/>";
+    const CLOSE: &[u8] = b"</stream:stream>";
     const FEATURES_END: &str = "</stream:features>";
+    const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+    /// How long a closing stream may wait for the server's own close.
+    const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// An account's SCRAM keys, valid for one salt and iteration count.
+    struct CachedKeys {
+        salt: Vec<u8>,
+        iterations: u32,
+        keys: scram::Keys,
+    }
 
     /// An authenticated, bound TLS session.
     pub type Session = TlsStream<TcpStream>;
@@ -395,10 +511,30 @@ mod login {
         password_prefix: String,
         domain: String,
         timeout: Duration,
+        mechanism: Mechanism,
+        /// SCRAM keys per account name, as a real client keeps them.
+        keys: std::sync::Mutex<HashMap<String, CachedKeys>>,
+        /// PBKDF2 derivations done (cache misses).
+        derivations: AtomicUsize,
+    }
+
+    /// How a login ended once its session was closed.
+    pub struct Closed {
+        /// From the connection to the initial presence sent (roster received).
+        pub elapsed: Duration,
+        /// Whether the server closed its stream in answer within CLOSE_TIMEOUT.
+        pub clean: bool,
     }
 
     impl Client {
-        pub fn new(t: &TargetArgs) -> anyhow::Result<Client> {
+        /// `mechanism`: the scenario's default, unless `--mechanism` says
+        /// otherwise. `connections`: how many connections the run opens (for
+        /// the default source addresses).
+        pub fn new(
+            t: &TargetArgs,
+            mechanism: Mechanism,
+            connections: usize,
+        ) -> anyhow::Result<Client> {
             if t.ca.is_none() && !t.insecure {
                 bail!("give --ca CERT.pem to trust the server, or --insecure");
             }
@@ -411,7 +547,7 @@ mod login {
             );
             Ok(Client {
                 server: t.server,
-                sources: sources(t),
+                sources: sources(t, connections),
                 tls: tokio_rustls::TlsConnector::from(tls::client_config(t.ca.as_deref())?),
                 server_name,
                 header: header.into_bytes(),
@@ -419,7 +555,15 @@ mod login {
                 password_prefix: t.password_prefix.clone(),
                 domain: t.domain.clone(),
                 timeout: Duration::from_secs(t.login_timeout),
+                mechanism: t.mechanism.unwrap_or(mechanism),
+                keys: std::sync::Mutex::new(HashMap::new()),
+                derivations: AtomicUsize::new(0),
             })
+        }
+
+        /// PBKDF2 derivations done so far (SCRAM key cache misses).
+        pub fn derivations(&self) -> usize {
+            self.derivations.load(Ordering::Relaxed)
         }
 
         /// The local addresses connections are bound to (empty: the kernel's choice).
@@ -428,9 +572,46 @@ mod login {
         }
 
         /// Log account number `account` in, on the `index`-th connection (which
-        /// picks its source address).
+        /// picks its source address), and send initial presence.
         pub async fn login(&self, index: usize, account: usize) -> anyhow::Result<Session> {
             let deadline = Instant::now() + self.timeout;
+            let mut c = self.bound(index, account, deadline).await?;
+            c.send(PRESENCE, deadline).await?;
+            Ok(c.io)
+        }
+
+        /// The `login` scenario's whole session: log in, fetch the roster,
+        /// send initial presence, close the stream and wait for the server
+        /// to close its own.
+        pub async fn login_and_out(&self, index: usize, account: usize) -> anyhow::Result<Closed> {
+            let start = Instant::now();
+            let deadline = start + self.timeout;
+            let mut c = self.bound(index, account, deadline).await?;
+            c.send(ROSTER, deadline).await?;
+            let reply = c.wait("</iq>", deadline).await.context("roster")?;
+            let reply = String::from_utf8_lossy(&reply);
+            if !reply.contains(ROSTER_ID)
+                || reply.contains("type='error'")
+                || reply.contains("type=\"error\"")
+            {
+                bail!("roster get failed: {reply}");
+            }
+            c.send(PRESENCE, deadline).await?;
+            let elapsed = start.elapsed();
+            let close_deadline = Instant::now() + CLOSE_TIMEOUT;
+            c.send(CLOSE, close_deadline).await?;
+            let clean = c.wait_closed(close_deadline).await;
+            let _ = timeout_at(close_deadline, c.io.shutdown()).await;
+            Ok(Closed { elapsed, clean })
+        }
+
+        /// Connect, STARTTLS, authenticate and bind a resource.
+        async fn bound(
+            &self,
+            index: usize,
+            account: usize,
+            deadline: Instant,
+        ) -> anyhow::Result<Conn<Session>> {
             let user = format!("{}{account}", self.user_prefix);
             let password = format!("{}{account}", self.password_prefix);
             let tcp = timeout_at(deadline, self.connect(index))
@@ -450,21 +631,21 @@ mod login {
                 .context("TLS handshake")?;
             let mut c = Conn::new(tls);
             c.send(&self.header, deadline).await?;
-            c.wait(FEATURES_END, deadline)
+            let features = c
+                .wait(FEATURES_END, deadline)
                 .await
                 .context("features after TLS")?;
-            let auth = format!(
-                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
-                B64.encode(format!("\0{user}\0{password}"))
-            );
-            c.send(auth.as_bytes(), deadline).await?;
-            let (outcome, text) = c.wait_any(&["<success", "<failure"], deadline).await?;
-            if outcome != 0 {
-                bail!(
-                    "SASL PLAIN failed for {user}@{}: {}",
-                    self.domain,
-                    String::from_utf8_lossy(&text)
-                );
+            match self.mechanism {
+                Mechanism::Plain => self.plain(&mut c, &user, &password, deadline).await?,
+                Mechanism::ScramSha256 => {
+                    let offered = String::from_utf8_lossy(&features);
+                    if !offered.contains(">SCRAM-SHA-256<") {
+                        bail!("the server does not offer SCRAM-SHA-256: {offered}");
+                    }
+                    self.scram(&mut c, &user, &password, deadline)
+                        .await
+                        .with_context(|| format!("SCRAM-SHA-256 for {user}@{}", self.domain))?
+                }
             }
             c.send(&self.header, deadline).await?;
             c.wait(FEATURES_END, deadline)
@@ -476,8 +657,125 @@ mod login {
             if reply.contains("type='error'") || reply.contains("type=\"error\"") {
                 bail!("bind failed: {reply}");
             }
-            c.send(PRESENCE, deadline).await?;
-            Ok(c.io)
+            Ok(c)
+        }
+
+        async fn plain(
+            &self,
+            c: &mut Conn<Session>,
+            user: &str,
+            password: &str,
+            deadline: Instant,
+        ) -> anyhow::Result<()> {
+            let auth = format!(
+                "<auth xmlns='{SASL_NS}' mechanism='PLAIN'>{}</auth>",
+                B64.encode(format!("\0{user}\0{password}"))
+            );
+            c.send(auth.as_bytes(), deadline).await?;
+            let (outcome, text) = c.wait_any(&["<success", "<failure"], deadline).await?;
+            if outcome != 0 {
+                bail!(
+                    "SASL PLAIN failed for {user}@{}: {}",
+                    self.domain,
+                    String::from_utf8_lossy(&text)
+                );
+            }
+            Ok(())
+        }
+
+        /// SCRAM-SHA-256 without channel binding (`n,,`), checking the
+        /// server's signature. PBKDF2 runs only when the cache has no keys
+        /// for this account, salt and iteration count.
+        async fn scram(
+            &self,
+            c: &mut Conn<Session>,
+            user: &str,
+            password: &str,
+            deadline: Instant,
+        ) -> anyhow::Result<()> {
+            let nonce = B64.encode(rand::random::<[u8; 18]>());
+            let exchange = scram::Exchange::new(user, &nonce);
+            let auth = format!(
+                "<auth xmlns='{SASL_NS}' mechanism='SCRAM-SHA-256'>{}</auth>",
+                B64.encode(exchange.client_first())
+            );
+            c.send(auth.as_bytes(), deadline).await?;
+            let (i, text) = c.wait_any(&["</challenge>", "<failure"], deadline).await?;
+            if i != 0 {
+                bail!("refused: {}", String::from_utf8_lossy(&text));
+            }
+            let server_first = sasl_data(&text, "challenge")?;
+            let first = scram::parse_server_first(&server_first, &nonce)?;
+            let keys = self.keys(user, password, &first).await?;
+            let (client_final, signature) = exchange.client_final(&server_first, &first, &keys);
+            let response = format!(
+                "<response xmlns='{SASL_NS}'>{}</response>",
+                B64.encode(client_final)
+            );
+            c.send(response.as_bytes(), deadline).await?;
+            // The server's signature comes with <success/> or, from some
+            // servers, in a last challenge answered with an empty response.
+            let (i, text) = c
+                .wait_any(&["</success>", "</challenge>", "<failure"], deadline)
+                .await?;
+            match i {
+                0 => scram::check_server_final(&sasl_data(&text, "success")?, &signature),
+                1 => {
+                    scram::check_server_final(&sasl_data(&text, "challenge")?, &signature)?;
+                    c.send(
+                        format!("<response xmlns='{SASL_NS}'/>").as_bytes(),
+                        deadline,
+                    )
+                    .await?;
+                    if c.wait_any(&["<success", "<failure"], deadline).await?.0 != 0 {
+                        bail!("refused after the server's signature");
+                    }
+                    Ok(())
+                }
+                _ => bail!("refused: {}", String::from_utf8_lossy(&text)),
+            }
+        }
+
+        /// The account's SCRAM keys, from the cache or derived (and cached).
+        async fn keys(
+            &self,
+            user: &str,
+            password: &str,
+            first: &scram::ServerFirst,
+        ) -> anyhow::Result<scram::Keys> {
+            {
+                let cache = self
+                    .keys
+                    .lock()
+                    .map_err(|_| anyhow!("key cache poisoned"))?;
+                if let Some(k) = cache.get(user)
+                    && k.salt == first.salt
+                    && k.iterations == first.iterations
+                {
+                    return Ok(k.keys.clone());
+                }
+            }
+            let (pw, salt, iterations) = (
+                password.as_bytes().to_vec(),
+                first.salt.clone(),
+                first.iterations,
+            );
+            // PBKDF2 takes milliseconds: off the reactor's threads.
+            let keys =
+                tokio::task::spawn_blocking(move || scram::derive(&pw, &salt, iterations)).await?;
+            self.derivations.fetch_add(1, Ordering::Relaxed);
+            self.keys
+                .lock()
+                .map_err(|_| anyhow!("key cache poisoned"))?
+                .insert(
+                    user.to_owned(),
+                    CachedKeys {
+                        salt: first.salt.clone(),
+                        iterations: first.iterations,
+                        keys: keys.clone(),
+                    },
+                );
+            Ok(keys)
         }
 
         async fn connect(&self, index: usize) -> std::io::Result<TcpStream> {
@@ -496,15 +794,39 @@ mod login {
         }
     }
 
+    /// The decoded text of a SASL element (`<challenge>`, `<success>`) read
+    /// whole in `text`; empty for an empty or self-closed element.
+    fn sasl_data(text: &[u8], name: &str) -> anyhow::Result<String> {
+        let text = String::from_utf8_lossy(text);
+        let open = text
+            .find(&format!("<{name}"))
+            .ok_or_else(|| anyhow!("no <{name}> in {text}"))?;
+        let rest = &text[open..];
+        let gt = rest.find('>').ok_or_else(|| anyhow!("bad <{name}>"))?;
+        if rest[..gt].ends_with('/') {
+            return Ok(String::new());
+        }
+        let body = &rest[gt + 1..];
+        let end = body.find('<').unwrap_or(body.len());
+        let data = body[..end].trim();
+        if data == "=" {
+            return Ok(String::new());
+        }
+        let bytes = B64
+            .decode(data)
+            .with_context(|| format!("bad base64 in <{name}>"))?;
+        String::from_utf8(bytes).with_context(|| format!("<{name}> is not UTF-8"))
+    }
+
     /// The sources given, or for a loopback server one 127.0.0.x per 20,000
-    /// users: an address gives one connection per ephemeral port (~28k).
-    fn sources(t: &TargetArgs) -> Vec<IpAddr> {
+    /// connections: an address gives one connection per ephemeral port (~28k).
+    fn sources(t: &TargetArgs, connections: usize) -> Vec<IpAddr> {
         if !t.sources.is_empty() {
             return t.sources.clone();
         }
         match t.server.ip() {
             IpAddr::V4(ip) if ip.is_loopback() => {
-                let count = t.users.div_ceil(20_000).clamp(1, 250);
+                let count = connections.div_ceil(20_000).clamp(1, 250);
                 (1..=count)
                     .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8)))
                     .collect()
@@ -674,6 +996,181 @@ mod login {
     }
 }
 
+/// The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel
+/// binding. Account names and passwords are the generator's own ASCII ones:
+/// no SASLprep.
+mod scram {
+    use super::*;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+
+    /// What a client keeps from PBKDF2: ClientKey and ServerKey.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Keys {
+        pub client_key: [u8; 32],
+        pub server_key: [u8; 32],
+    }
+
+    fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+            .expect("HMAC accepts keys of any length");
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+
+    /// SaltedPassword by PBKDF2, and the two keys derived from it.
+    pub fn derive(password: &[u8], salt: &[u8], iterations: u32) -> Keys {
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut salted);
+        Keys {
+            client_key: hmac(&salted, b"Client Key"),
+            server_key: hmac(&salted, b"Server Key"),
+        }
+    }
+
+    /// The server-first-message.
+    #[derive(Debug)]
+    pub struct ServerFirst {
+        pub nonce: String,
+        pub salt: Vec<u8>,
+        pub iterations: u32,
+    }
+
+    pub fn parse_server_first(msg: &str, client_nonce: &str) -> anyhow::Result<ServerFirst> {
+        let (mut nonce, mut salt, mut iterations) = (None, None, None);
+        for attr in msg.split(',') {
+            match attr.split_at_checked(2) {
+                Some(("r=", v)) => nonce = Some(v),
+                Some(("s=", v)) => salt = Some(B64.decode(v).context("bad salt")?),
+                Some(("i=", v)) => iterations = Some(v.parse::<u32>().context("bad i=")?),
+                Some(("e=", v)) => bail!("server error: {v}"),
+                Some(("m=", _)) => bail!("mandatory extension not supported"),
+                _ => {}
+            }
+        }
+        let nonce = nonce.ok_or_else(|| anyhow!("no nonce in {msg}"))?;
+        if !nonce.starts_with(client_nonce) || nonce.len() == client_nonce.len() {
+            bail!("the server nonce does not extend ours: {msg}");
+        }
+        let iterations = iterations.ok_or_else(|| anyhow!("no iteration count in {msg}"))?;
+        if iterations == 0 {
+            bail!("iteration count 0");
+        }
+        Ok(ServerFirst {
+            nonce: nonce.to_owned(),
+            salt: salt.ok_or_else(|| anyhow!("no salt in {msg}"))?,
+            iterations,
+        })
+    }
+
+    /// One exchange, from the client-first-message on.
+    pub struct Exchange {
+        client_first_bare: String,
+    }
+
+    impl Exchange {
+        pub fn new(user: &str, nonce: &str) -> Exchange {
+            let user = user.replace('=', "=3D").replace(',', "=2C");
+            Exchange {
+                client_first_bare: format!("n={user},r={nonce}"),
+            }
+        }
+
+        /// `n,,` (no channel binding) and the bare message.
+        pub fn client_first(&self) -> String {
+            format!("n,,{}", self.client_first_bare)
+        }
+
+        /// The client-final-message and the ServerSignature to expect.
+        pub fn client_final(
+            &self,
+            server_first: &str,
+            first: &ServerFirst,
+            keys: &Keys,
+        ) -> (String, [u8; 32]) {
+            // c=biws: base64 of the GS2 header `n,,`.
+            let without_proof = format!("c=biws,r={}", first.nonce);
+            let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+            let stored_key: [u8; 32] = Sha256::digest(keys.client_key).into();
+            let signature = hmac(&stored_key, auth_message.as_bytes());
+            let mut proof = keys.client_key;
+            for (p, s) in proof.iter_mut().zip(signature) {
+                *p ^= s;
+            }
+            let server_signature = hmac(&keys.server_key, auth_message.as_bytes());
+            (
+                format!("{without_proof},p={}", B64.encode(proof)),
+                server_signature,
+            )
+        }
+    }
+
+    /// Check the server-final-message's `v=` against the expected signature.
+    pub fn check_server_final(msg: &str, expected: &[u8; 32]) -> anyhow::Result<()> {
+        let mut verifier = None;
+        for attr in msg.split(',') {
+            match attr.split_at_checked(2) {
+                Some(("e=", v)) => bail!("server error: {v}"),
+                Some(("v=", v)) => verifier = Some(v),
+                _ => {}
+            }
+        }
+        let verifier = verifier.ok_or_else(|| anyhow!("no server signature in {msg:?}"))?;
+        let got = B64.decode(verifier).context("bad base64 in v=")?;
+        if got != expected {
+            bail!("wrong server signature: the server does not know the password");
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// RFC 7677 §3.
+        #[test]
+        fn rfc7677_test_vector() {
+            let nonce = "rOprNGfwEbeRWgbNEkqO";
+            let exchange = Exchange::new("user", nonce);
+            assert_eq!(exchange.client_first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+            let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                                s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+            let first = parse_server_first(server_first, nonce).expect("server-first");
+            assert_eq!(first.iterations, 4096);
+            let keys = derive(b"pencil", &first.salt, first.iterations);
+            let (client_final, signature) = exchange.client_final(server_first, &first, &keys);
+            assert_eq!(
+                client_final,
+                "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                 p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+            );
+            check_server_final("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", &signature)
+                .expect("server signature");
+            assert!(
+                check_server_final("v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", &signature)
+                    .is_err()
+            );
+            assert!(check_server_final("e=invalid-proof", &signature).is_err());
+        }
+
+        #[test]
+        fn refuses_bad_server_first_messages() {
+            let ok = "r=abcXYZ,s=QSXCR+Q6sek8bf92,i=4096";
+            assert!(parse_server_first(ok, "abc").is_ok());
+            // Not our nonce, or not extended.
+            assert!(parse_server_first(ok, "abd").is_err());
+            assert!(parse_server_first("r=abc,s=QSXCR+Q6sek8bf92,i=4096", "abc").is_err());
+            assert!(parse_server_first("r=abcX,s=QSXCR+Q6sek8bf92", "abc").is_err());
+            assert!(parse_server_first("r=abcX,s=QSXCR+Q6sek8bf92,i=0", "abc").is_err());
+            assert!(parse_server_first("m=x,r=abcX,s=QSXCR+Q6sek8bf92,i=1", "abc").is_err());
+            assert_eq!(
+                Exchange::new("a=b,c", "n").client_first(),
+                "n,,n=a=3Db=2Cc,r=n"
+            );
+        }
+    }
+}
+
 /// Process memory and limits, from /proc.
 mod proc {
     /// A `KEY:   N kB` field of /proc/PID/status, in KiB.
@@ -705,6 +1202,75 @@ mod proc {
     /// architecture this runs on. Reading it properly needs
     /// `sysconf(_SC_CLK_TCK)`, hence libc and `unsafe`.
     pub const TICKS_PER_SECOND: f64 = 100.0;
+
+    /// CPU time used so far by the server (when its pid is known) and by the
+    /// generator, at one moment.
+    #[derive(Clone, Copy)]
+    pub struct CpuMark {
+        server: Option<u64>,
+        generator: Option<u64>,
+        at: tokio::time::Instant,
+    }
+
+    impl CpuMark {
+        pub fn now(server_pid: Option<&str>) -> CpuMark {
+            CpuMark {
+                server: server_pid.and_then(cpu_ticks),
+                generator: cpu_ticks("self"),
+                at: tokio::time::Instant::now(),
+            }
+        }
+
+        /// What was used from this mark to `later`.
+        pub fn until(&self, later: &CpuMark) -> CpuUse {
+            let s = |before: Option<u64>, after: Option<u64>| {
+                Some(after?.saturating_sub(before?) as f64 / TICKS_PER_SECOND)
+            };
+            CpuUse {
+                server_s: s(self.server, later.server),
+                generator_s: s(self.generator, later.generator),
+                wall_s: later.at.saturating_duration_since(self.at).as_secs_f64(),
+            }
+        }
+    }
+
+    /// CPU seconds used over `wall_s` seconds.
+    pub struct CpuUse {
+        pub server_s: Option<f64>,
+        pub generator_s: Option<f64>,
+        pub wall_s: f64,
+    }
+
+    impl CpuUse {
+        fn pct(&self, s: Option<f64>) -> String {
+            match s {
+                Some(s) if self.wall_s > 0.0 => format!("{:.0}", 100.0 * s / self.wall_s),
+                _ => "na".to_owned(),
+            }
+        }
+
+        /// The server's CPU use in % of one core, or `na`.
+        pub fn server_pct(&self) -> String {
+            self.pct(self.server_s)
+        }
+
+        /// The generator's CPU use in % of one core, or `na`.
+        pub fn generator_pct(&self) -> String {
+            self.pct(self.generator_s)
+        }
+
+        /// `count` per second of server CPU, or `na`.
+        pub fn per_server_cpu_s(&self, count: u64) -> String {
+            self.server_s
+                .filter(|s| *s > 0.0)
+                .map_or_else(|| "na".to_owned(), |s| format!("{:.0}", count as f64 / s))
+        }
+    }
+
+    /// A KiB figure, or `na`.
+    pub fn kib(v: Option<u64>) -> String {
+        v.map_or_else(|| "na".to_owned(), |v| v.to_string())
+    }
 
     #[cfg(test)]
     #[test]
@@ -861,12 +1427,10 @@ mod stats {
 mod idle {
     use super::*;
 
+    use super::proc::kib;
+
     /// Login errors printed in full; later ones are only counted.
     const ERRORS_SHOWN: usize = 5;
-
-    fn kib(v: Option<u64>) -> String {
-        v.map_or_else(|| "na".to_owned(), |v| v.to_string())
-    }
 
     /// Protocol version, cipher suite and key exchange group of a connection.
     fn negotiated(conn: &rustls::ClientConnection) -> String {
@@ -887,7 +1451,7 @@ mod idle {
         if t.users == 0 || t.concurrency == 0 {
             bail!("--users and --concurrency must be at least 1");
         }
-        let client = Arc::new(login::Client::new(t)?);
+        let client = Arc::new(login::Client::new(t, Mechanism::Plain, t.users)?);
         if let Some(limit) = proc::open_files_limit()
             && limit < t.users as u64 + 64
         {
@@ -1038,6 +1602,184 @@ mod idle {
         }
         if established == 0 {
             bail!("no session could be established");
+        }
+        Ok(())
+    }
+}
+
+/// The `login` scenario: login throughput.
+mod logins {
+    use super::proc::{CpuMark, kib};
+    use super::*;
+
+    /// Problems printed in full; later ones are only counted.
+    const SHOWN: usize = 5;
+
+    /// What one pass over the accounts gave.
+    struct Pass {
+        times: Vec<Duration>,
+        failed: usize,
+        /// Sessions whose stream the server did not close in answer to ours.
+        unclean: usize,
+        elapsed: Duration,
+    }
+
+    /// Log every account in and out `rounds` times, `concurrency` at a time.
+    async fn pass(
+        client: &Arc<login::Client>,
+        t: &TargetArgs,
+        rounds: usize,
+        ramp_timeout: Duration,
+        what: &str,
+    ) -> Pass {
+        let total = t.users * rounds;
+        let mut times = Vec::with_capacity(total);
+        let (mut failed, mut unclean) = (0usize, 0usize);
+        let mut tasks: JoinSet<anyhow::Result<login::Closed>> = JoinSet::new();
+        let started = Instant::now();
+        let ramp_end = started + ramp_timeout;
+        let mut progress = tokio::time::interval(Duration::from_secs(5));
+        progress.tick().await;
+        let mut next = 0usize;
+        loop {
+            while next < total && tasks.len() < t.concurrency {
+                let client = client.clone();
+                let (index, account) = (next, t.first_user + next % t.users);
+                tasks.spawn(async move { client.login_and_out(index, account).await });
+                next += 1;
+            }
+            if tasks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    Some(Ok(Ok(closed))) => {
+                        times.push(closed.elapsed);
+                        unclean += usize::from(!closed.clean);
+                    }
+                    Some(Ok(Err(e))) => {
+                        failed += 1;
+                        if failed <= SHOWN {
+                            eprintln!("login failed: {e:#}");
+                        }
+                    }
+                    Some(Err(e)) => {
+                        failed += 1;
+                        eprintln!("login task failed: {e}");
+                    }
+                    None => break,
+                },
+                _ = sleep_until(ramp_end) => {
+                    let abandoned = tasks.len() + (total - next);
+                    eprintln!("{what}: ramp timeout, abandoning {abandoned} logins");
+                    failed += abandoned;
+                    tasks.abort_all();
+                    break;
+                }
+                _ = progress.tick() => eprintln!(
+                    "  {what} {:>6.1}s done {} failed {failed} in flight {}",
+                    started.elapsed().as_secs_f64(),
+                    times.len(),
+                    tasks.len(),
+                ),
+            }
+        }
+        Pass {
+            times,
+            failed,
+            unclean,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
+        let t = &args.target;
+        if t.users == 0 || t.concurrency == 0 || args.rounds == 0 {
+            bail!("--users, --concurrency and --rounds must be at least 1");
+        }
+        let mechanism = t.mechanism.unwrap_or(Mechanism::ScramSha256);
+        let warm_up = mechanism == Mechanism::ScramSha256 && !args.cold;
+        let connections = t.users * (args.rounds + usize::from(warm_up));
+        let client = Arc::new(login::Client::new(t, mechanism, connections)?);
+        let pid = t.server_pid.map(|p| p.to_string());
+        let server_rss = || pid.as_deref().and_then(|p| proc::status_kib(p, "VmRSS"));
+        let rss_before = server_rss();
+        if let Some(p) = &pid
+            && rss_before.is_none()
+        {
+            bail!("cannot read /proc/{p}/status: is the server running on this machine?");
+        }
+        let ramp_timeout = Duration::from_secs(args.ramp_timeout);
+        eprintln!(
+            "login: {} users x {} rounds with {} against {} (sources {:?}), {} at a time",
+            t.users,
+            args.rounds,
+            mechanism.name(),
+            t.server,
+            client.sources(),
+            t.concurrency
+        );
+
+        // SCRAM: one login per account first, so that the measured pass
+        // finds every account's keys cached, as a returning client would.
+        let mut warmup_s = 0.0;
+        if warm_up {
+            let warm = pass(&client, t, 1, ramp_timeout, "warm-up").await;
+            warmup_s = warm.elapsed.as_secs_f64();
+            eprintln!(
+                "warm-up done in {warmup_s:.1}s: {} logins, {} failed, {} keys derived",
+                warm.times.len(),
+                warm.failed,
+                client.derivations()
+            );
+            if warm.failed > 0 {
+                bail!("{} warm-up logins failed", warm.failed);
+            }
+        }
+        let derived_before = client.derivations();
+
+        let cpu_before = CpuMark::now(pid.as_deref());
+        let mut measured = pass(&client, t, args.rounds, ramp_timeout, "login").await;
+        let cpu = cpu_before.until(&CpuMark::now(pid.as_deref()));
+        let rss_after = server_rss();
+        let hwm = pid.as_deref().and_then(|p| proc::status_kib(p, "VmHWM"));
+        let derived = client.derivations() - derived_before;
+        let ok = measured.times.len();
+        measured.times.sort_unstable();
+        let cache = match mechanism {
+            Mechanism::Plain => "na",
+            Mechanism::ScramSha256 if derived == 0 => "warm",
+            Mechanism::ScramSha256 if derived >= ok => "cold",
+            Mechanism::ScramSha256 => "partial",
+        };
+        let elapsed = measured.elapsed.as_secs_f64();
+        println!(
+            "login users={} rounds={} mechanism={} cache={cache} pbkdf2={derived} \
+             concurrency={} logins={ok} failed={} unclean_close={} elapsed_s={elapsed:.2} \
+             logins_per_s={:.0} login_p50_ms={:.2} login_p99_ms={:.2} login_max_ms={:.2} \
+             server_cpu_pct={} gen_cpu_pct={} logins_per_server_cpu_s={} \
+             server_rss_before_kib={} server_rss_after_kib={} server_hwm_kib={} \
+             warmup_s={warmup_s:.1} gen_rss_kib={}",
+            t.users,
+            args.rounds,
+            mechanism.name(),
+            t.concurrency,
+            measured.failed,
+            measured.unclean,
+            ok as f64 / elapsed.max(1e-9),
+            stats::percentile_ms(&measured.times, 50.0),
+            stats::percentile_ms(&measured.times, 99.0),
+            stats::percentile_ms(&measured.times, 100.0),
+            cpu.server_pct(),
+            cpu.generator_pct(),
+            cpu.per_server_cpu_s(ok as u64),
+            kib(rss_before),
+            kib(rss_after),
+            kib(hwm),
+            kib(proc::status_kib("self", "VmRSS")),
+        );
+        if measured.failed > 0 {
+            bail!("{} logins failed", measured.failed);
         }
         Ok(())
     }
@@ -1263,6 +2005,7 @@ mod scan {
 
 /// The `muc` scenario: groupchat fan-out.
 mod muc {
+    use super::proc::{CpuMark, kib};
     use super::scan::{Flow, Splitter, find, has_attr, has_status, snippet, start_tag};
     use super::stats::Histogram;
     use super::*;
@@ -1668,10 +2411,6 @@ mod muc {
         }
     }
 
-    fn kib(v: Option<u64>) -> String {
-        v.map_or_else(|| "na".to_owned(), |v| v.to_string())
-    }
-
     pub async fn run(args: MucArgs) -> anyhow::Result<()> {
         let t = args.target.clone();
         if args.room_size == 0 || t.concurrency == 0 || args.join_concurrency == 0 {
@@ -1719,7 +2458,6 @@ mod muc {
         }
         let pid = t.server_pid.map(|p| p.to_string());
         let server_rss = || pid.as_deref().and_then(|p| proc::status_kib(p, "VmRSS"));
-        let server_cpu = || pid.as_deref().and_then(proc::cpu_ticks);
         let rss_before = server_rss();
         if let Some(p) = &pid
             && rss_before.is_none()
@@ -1737,7 +2475,7 @@ mod muc {
         );
 
         // Log in.
-        let client = Arc::new(login::Client::new(&t)?);
+        let client = Arc::new(login::Client::new(&t, Mechanism::Plain, users)?);
         let logins = login::login_all(
             &client,
             t.first_user,
@@ -1861,7 +2599,7 @@ mod muc {
 
         // Send.
         let rss_joined = server_rss();
-        let cpu_before = (server_cpu(), proc::cpu_ticks("self"));
+        let cpu_before = CpuMark::now(pid.as_deref());
         let start = Instant::now();
         let send_end = start + Duration::from_secs(args.duration);
         let _ = go_tx.send(Some(Go { start, send_end }));
@@ -1892,7 +2630,7 @@ mod muc {
             sleep(Duration::from_millis(20)).await;
         }
         let end = Instant::now();
-        let cpu_after = (server_cpu(), proc::cpu_ticks("self"));
+        let cpu = cpu_before.until(&CpuMark::now(pid.as_deref()));
         let rss_after = server_rss();
         let hwm = pid.as_deref().and_then(|p| proc::status_kib(p, "VmHWM"));
         let outcomes = stop(&mut tasks).await;
@@ -1926,18 +2664,7 @@ mod muc {
         } else {
             wall
         };
-        let cpu_s = |before: Option<u64>, after: Option<u64>| {
-            Some(after?.saturating_sub(before?) as f64 / proc::TICKS_PER_SECOND)
-        };
-        let server_cpu_s = cpu_s(cpu_before.0, cpu_after.0);
-        let gen_cpu_s = cpu_s(cpu_before.1, cpu_after.1);
-        let pct = |s: Option<f64>| {
-            s.map_or_else(|| "na".to_owned(), |s| format!("{:.0}", 100.0 * s / wall))
-        };
-        let per_cpu_s = server_cpu_s.filter(|s| *s > 0.0).map_or_else(
-            || "na".to_owned(),
-            |s| format!("{:.0}", delivered as f64 / s),
-        );
+        let per_cpu_s = cpu.per_server_cpu_s(delivered);
         let mode = match args.rate {
             Some(rate) => format!("open rate={rate}"),
             None => format!("closed window={}", args.window.max(1)),
@@ -1958,8 +2685,8 @@ mod muc {
             shared.latency.percentile_ms(50.0),
             shared.latency.percentile_ms(99.0),
             shared.latency.max_ms(),
-            pct(server_cpu_s),
-            pct(gen_cpu_s),
+            cpu.server_pct(),
+            cpu.generator_pct(),
             kib(rss_before),
             kib(rss_joined),
             kib(rss_after),
@@ -1996,5 +2723,501 @@ mod muc {
                 None
             );
         }
+    }
+}
+
+/// The `msg` scenario: one-to-one chat between the accounts of each pair
+/// (PREFIX{2k-1} and PREFIX{2k}), both ways.
+///
+/// One task drives both sessions of a pair, so that a delivery seen on one
+/// side directly lets the other side send its next message (closed loop),
+/// with no channel between tasks. A message is
+/// `<message to='PARTNER@DOMAIN' type='chat'><body>jb PLACE SEQ NANOS</body></message>`
+/// (PLACE: 0 or 1 in the pair; NANOS: planned send time since the run's
+/// base instant), serialised from a prefix formatted once per session.
+mod msg {
+    use super::muc::parse_body;
+    use super::proc::{CpuMark, kib};
+    use super::scan::{Flow, Splitter, has_attr, snippet, start_tag};
+    use super::stats::Histogram;
+    use super::*;
+    use std::io::Write as _;
+    use std::sync::atomic::AtomicU64;
+    use tokio_util::sync::CancellationToken;
+
+    /// Problems printed in full; later ones are only counted.
+    const SHOWN: u64 = 5;
+    /// Open loop: a send is late when it leaves more than this after its
+    /// planned time (the timer's own resolution is 1 ms).
+    const LATE: Duration = Duration::from_millis(2);
+
+    /// State shared by every pair task.
+    struct Shared {
+        /// The clock of the message timestamps.
+        base: Instant,
+        start: Instant,
+        send_end: Instant,
+        /// Closed loop: None. Open loop: the interval between two messages of one sender.
+        interval: Option<Duration>,
+        window: usize,
+        sent: AtomicU64,
+        delivered: AtomicU64,
+        /// Error stanzas and unexpected requests received.
+        errors: AtomicU64,
+        late: AtomicU64,
+        /// Latest delivery, in ns since `base`.
+        last_delivery: AtomicU64,
+        latency: Histogram,
+        cancel: CancellationToken,
+    }
+
+    impl Shared {
+        fn nanos(&self, at: Instant) -> u64 {
+            u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+        }
+
+        fn error(&self, what: &str, stanza: &[u8]) {
+            if self.errors.fetch_add(1, Ordering::Relaxed) < SHOWN {
+                eprintln!("{what}: {}", snippet(stanza));
+            }
+        }
+    }
+
+    /// One session of a pair: a few counters besides its TLS stream.
+    struct Side {
+        session: login::Session,
+        splitter: Splitter,
+        /// `<message to='PARTNER' type='chat'><body>jb PLACE `.
+        prefix: Box<[u8]>,
+        /// 0 or 1: the place in the pair, carried in the body.
+        place: usize,
+        /// Messages sent (the next sequence number).
+        sent: u64,
+        /// Messages received from the partner.
+        received: u64,
+        /// Next sequence number expected from the partner.
+        next_seq: u64,
+        out_of_order: u64,
+        /// Open loop: when the next message is due.
+        due: Option<Instant>,
+        closed: bool,
+    }
+
+    impl Side {
+        /// Handle `data` just read (empty: the connection closed). Returns
+        /// how many of the partner's messages came.
+        async fn feed(&mut self, data: &[u8], shared: &Shared) -> anyhow::Result<u64> {
+            if data.is_empty() {
+                self.closed = true;
+                bail!("connection closed by the server");
+            }
+            let now = shared.nanos(Instant::now());
+            let mut splitter = std::mem::take(&mut self.splitter);
+            let mut got = 0u64;
+            let mut replies = String::new();
+            let flow = splitter.feed(data, |stanza| {
+                let tag = start_tag(stanza);
+                if tag.starts_with(b"<message") {
+                    if has_attr(tag, "type", "error") {
+                        shared.error("error message", stanza);
+                        return;
+                    }
+                    let Some((sender, seq, sent_at)) = parse_body(stanza) else {
+                        return;
+                    };
+                    if sender == self.place {
+                        shared.error("own message came back", stanza);
+                        return;
+                    }
+                    got += 1;
+                    shared.latency.record_us(now.saturating_sub(sent_at) / 1000);
+                    if seq < self.next_seq {
+                        self.out_of_order += 1;
+                    }
+                    self.next_seq = self.next_seq.max(seq + 1);
+                } else if tag.starts_with(b"<iq") {
+                    if let Some(reply) = login::ping_reply(stanza) {
+                        replies.push_str(&reply);
+                    } else if has_attr(tag, "type", "get") || has_attr(tag, "type", "set") {
+                        shared.error("unexpected request", stanza);
+                    }
+                }
+            });
+            self.splitter = splitter;
+            if got > 0 {
+                self.received += got;
+                shared.delivered.fetch_add(got, Ordering::Relaxed);
+                shared.last_delivery.fetch_max(now, Ordering::Relaxed);
+            }
+            if flow == Flow::Closed {
+                self.closed = true;
+                bail!("stream closed by the server");
+            }
+            if !replies.is_empty() {
+                self.write(replies.as_bytes()).await?;
+            }
+            Ok(got)
+        }
+
+        async fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
+            self.session.write_all(data).await?;
+            self.session.flush().await?;
+            Ok(())
+        }
+
+        /// Append the next message, stamped `at` (ns), to `out`.
+        fn message(&mut self, out: &mut Vec<u8>, at: u64) {
+            out.extend_from_slice(&self.prefix);
+            let _ = write!(out, "{} {at}</body></message>", self.sent);
+            self.sent += 1;
+        }
+
+        /// Closed loop: send `count` messages now, unless sending is over.
+        async fn send_now(
+            &mut self,
+            count: u64,
+            shared: &Shared,
+            out: &mut Vec<u8>,
+        ) -> anyhow::Result<()> {
+            let now = Instant::now();
+            if count == 0 || now >= shared.send_end {
+                return Ok(());
+            }
+            out.clear();
+            let at = shared.nanos(now);
+            for _ in 0..count {
+                self.message(out, at);
+            }
+            self.write(out).await?;
+            shared.sent.fetch_add(count, Ordering::Relaxed);
+            Ok(())
+        }
+
+        /// Open loop: send every message due by `now`, each stamped with
+        /// its planned time (a late generator shows as latency).
+        async fn send_due(
+            &mut self,
+            now: Instant,
+            shared: &Shared,
+            out: &mut Vec<u8>,
+        ) -> anyhow::Result<()> {
+            let (Some(interval), Some(mut at)) = (shared.interval, self.due) else {
+                return Ok(());
+            };
+            out.clear();
+            let (mut count, mut late) = (0u64, 0u64);
+            while at <= now && at < shared.send_end {
+                self.message(out, shared.nanos(at));
+                count += 1;
+                late += u64::from(now.saturating_duration_since(at) > LATE);
+                at += interval;
+            }
+            self.due = (at < shared.send_end).then_some(at);
+            if count > 0 {
+                self.write(out).await?;
+                shared.sent.fetch_add(count, Ordering::Relaxed);
+                if late > 0 {
+                    shared.late.fetch_add(late, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// What a pair saw, returned when its task ends.
+    struct Outcome {
+        pair: usize,
+        /// Per side: messages sent, and received from the partner.
+        sent: [u64; 2],
+        received: [u64; 2],
+        next_seq: [u64; 2],
+        out_of_order: u64,
+        /// Sessions the server closed.
+        closed: usize,
+    }
+
+    async fn pair(index: usize, mut a: Side, mut b: Side, shared: Arc<Shared>) -> Outcome {
+        if let Err(e) = exchange(&mut a, &mut b, &shared).await
+            && shared.errors.fetch_add(1, Ordering::Relaxed) < SHOWN
+        {
+            eprintln!("pair failed: {e:#}");
+        }
+        Outcome {
+            pair: index,
+            sent: [a.sent, b.sent],
+            received: [a.received, b.received],
+            next_seq: [a.next_seq, b.next_seq],
+            out_of_order: a.out_of_order + b.out_of_order,
+            closed: usize::from(a.closed) + usize::from(b.closed),
+        }
+    }
+
+    /// Send and receive on both sessions until cancelled.
+    async fn exchange(a: &mut Side, b: &mut Side, shared: &Shared) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = sleep_until(shared.start) => {}
+            _ = shared.cancel.cancelled() => return Ok(()),
+        }
+        let closed_loop = shared.interval.is_none();
+        let mut out = Vec::with_capacity(128 * shared.window.max(1));
+        if closed_loop {
+            a.send_now(shared.window as u64, shared, &mut out).await?;
+            b.send_now(shared.window as u64, shared, &mut out).await?;
+        }
+        let mut buf_a = [0u8; 2048];
+        let mut buf_b = [0u8; 2048];
+        loop {
+            let due = match (a.due, b.due) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+            tokio::select! {
+                read = a.session.read(&mut buf_a) => {
+                    let n = read.unwrap_or(0);
+                    let back = a.feed(&buf_a[..n], shared).await?;
+                    if closed_loop {
+                        b.send_now(back, shared, &mut out).await?;
+                    }
+                }
+                read = b.session.read(&mut buf_b) => {
+                    let n = read.unwrap_or(0);
+                    let back = b.feed(&buf_b[..n], shared).await?;
+                    if closed_loop {
+                        a.send_now(back, shared, &mut out).await?;
+                    }
+                }
+                _ = sleep_until(due.unwrap_or(shared.send_end)), if due.is_some() => {
+                    let now = Instant::now();
+                    a.send_due(now, shared, &mut out).await?;
+                    b.send_due(now, shared, &mut out).await?;
+                }
+                _ = shared.cancel.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    pub async fn run(args: MsgArgs) -> anyhow::Result<()> {
+        let t = args.target.clone();
+        if t.concurrency == 0 {
+            bail!("--concurrency must be at least 1");
+        }
+        let pairs = t.users / 2;
+        if pairs == 0 {
+            bail!("--users must be at least 2");
+        }
+        let users = pairs * 2;
+        if users < t.users {
+            eprintln!("warning: one user left out (odd --users)");
+        }
+        let interval = match args.rate {
+            None => None,
+            Some(rate) if rate > 0.0 && rate.is_finite() => {
+                Some(Duration::from_secs_f64(users as f64 / rate))
+            }
+            Some(rate) => bail!("--rate must be above 0, not {rate}"),
+        };
+        let window = args.window.max(1);
+        let mode = match args.rate {
+            Some(rate) => format!("open rate={rate}"),
+            None => format!("closed window={window}"),
+        };
+        if let Some(limit) = proc::open_files_limit()
+            && limit < users as u64 + 64
+        {
+            eprintln!(
+                "warning: open files limit is {limit}, below {users} users; raise it with `ulimit -n`"
+            );
+        }
+        let pid = t.server_pid.map(|p| p.to_string());
+        let server_rss = || pid.as_deref().and_then(|p| proc::status_kib(p, "VmRSS"));
+        let rss_before = server_rss();
+        if let Some(p) = &pid
+            && rss_before.is_none()
+        {
+            bail!("cannot read /proc/{p}/status: is the server running on this machine?");
+        }
+        eprintln!(
+            "msg: {users} users in {pairs} pairs, {mode}, {}s; against {}",
+            args.duration, t.server
+        );
+
+        let client = Arc::new(login::Client::new(&t, Mechanism::Plain, users)?);
+        let logins = login::login_all(
+            &client,
+            t.first_user,
+            users,
+            t.concurrency,
+            Duration::from_secs(args.ramp_timeout),
+        )
+        .await;
+        let login_s = logins.elapsed.as_secs_f64();
+        eprintln!(
+            "logins done in {login_s:.1}s: {} established, {} failed",
+            logins.latencies.len(),
+            logins.failed
+        );
+        if logins.failed > 0 {
+            bail!("{} logins failed", logins.failed);
+        }
+        sleep(Duration::from_secs(args.settle)).await;
+        let rss_ready = server_rss();
+
+        let base = Instant::now();
+        // Leave the tasks time to be spawned before the first send.
+        let start = base + Duration::from_millis(50);
+        let send_end = start + Duration::from_secs(args.duration);
+        let shared = Arc::new(Shared {
+            base,
+            start,
+            send_end,
+            interval,
+            window,
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            last_delivery: AtomicU64::new(0),
+            latency: Histogram::default(),
+            cancel: CancellationToken::new(),
+        });
+        let mut tasks = JoinSet::new();
+        let mut sessions = logins.sessions.into_iter();
+        for p in 0..pairs {
+            let mut side = |place: usize| -> anyhow::Result<Side> {
+                let index = 2 * p + place;
+                let Some(Some(session)) = sessions.next() else {
+                    bail!("no session for account {}", t.first_user + index);
+                };
+                let partner = t.first_user + 2 * p + (1 - place);
+                let prefix = format!(
+                    "<message to='{}{partner}@{}' type='chat'><body>jb {place} ",
+                    t.user_prefix, t.domain
+                );
+                // Open loop: senders spread evenly over one interval.
+                let due =
+                    interval.map(|interval| start + interval.mul_f64(index as f64 / users as f64));
+                Ok(Side {
+                    session,
+                    splitter: Splitter::default(),
+                    prefix: prefix.into_bytes().into_boxed_slice(),
+                    place,
+                    sent: 0,
+                    received: 0,
+                    next_seq: 0,
+                    out_of_order: 0,
+                    due,
+                    closed: false,
+                })
+            };
+            let a = side(0)?;
+            let b = side(1)?;
+            tasks.spawn(pair(p, a, b, shared.clone()));
+        }
+
+        sleep_until(start).await;
+        let cpu_before = CpuMark::now(pid.as_deref());
+        let mut progress = tokio::time::interval(Duration::from_secs(2));
+        progress.tick().await;
+        loop {
+            tokio::select! {
+                _ = sleep_until(send_end) => break,
+                _ = progress.tick() => eprintln!(
+                    "  {:>5.1}s sent {} delivered {} server RSS {} KiB",
+                    start.elapsed().as_secs_f64(),
+                    shared.sent.load(Ordering::Relaxed),
+                    shared.delivered.load(Ordering::Relaxed),
+                    kib(server_rss()),
+                ),
+            }
+        }
+        // Drain: wait for what is still on its way.
+        let drain_end = send_end + Duration::from_secs(args.drain);
+        while Instant::now() < drain_end
+            && shared.delivered.load(Ordering::Relaxed) < shared.sent.load(Ordering::Relaxed)
+        {
+            sleep(Duration::from_millis(20)).await;
+        }
+        let cpu = cpu_before.until(&CpuMark::now(pid.as_deref()));
+        let rss_after = server_rss();
+        let hwm = pid.as_deref().and_then(|p| proc::status_kib(p, "VmHWM"));
+        shared.cancel.cancel();
+        let mut outcomes = Vec::with_capacity(pairs);
+        let collect = async {
+            while let Some(o) = tasks.join_next().await {
+                if let Ok(o) = o {
+                    outcomes.push(o);
+                }
+            }
+        };
+        if timeout(Duration::from_secs(10), collect).await.is_err() {
+            eprintln!("some pairs did not stop in time");
+        }
+
+        let sent = shared.sent.load(Ordering::Relaxed);
+        let delivered = shared.delivered.load(Ordering::Relaxed);
+        let (mut lost, mut extra, mut out_of_order, mut closed) = (0u64, 0u64, 0u64, 0usize);
+        let mut shown = 0;
+        for o in &outcomes {
+            for side in 0..2 {
+                let (sent, received) = (o.sent[side], o.received[1 - side]);
+                if sent != received && shown < SHOWN {
+                    shown += 1;
+                    eprintln!(
+                        "pair {}: account {} sent {sent}, its partner received {received} \
+                         (next sequence number expected {})",
+                        o.pair,
+                        t.first_user + 2 * o.pair + side,
+                        o.next_seq[1 - side]
+                    );
+                }
+                lost += sent.saturating_sub(received);
+                extra += received.saturating_sub(sent);
+            }
+            out_of_order += o.out_of_order;
+            closed += o.closed;
+        }
+        if outcomes.len() < pairs {
+            // Pairs that did not report: count what is missing overall.
+            lost = lost.max(sent.saturating_sub(delivered));
+        }
+        let busy_ns = shared
+            .last_delivery
+            .load(Ordering::Relaxed)
+            .saturating_sub(shared.nanos(start));
+        let busy = if busy_ns > 0 {
+            busy_ns as f64 / 1e9
+        } else {
+            cpu.wall_s
+        };
+        println!(
+            "msg users={users} pairs={pairs} mode={mode} duration_s={} sent={sent} \
+             delivered={delivered} lost={lost} extra={extra} out_of_order={out_of_order} \
+             errors={} closed={closed} late={} delivered_per_s={:.0} lat_p50_ms={:.2} \
+             lat_p99_ms={:.2} lat_max_ms={:.2} server_cpu_pct={} gen_cpu_pct={} \
+             delivered_per_server_cpu_s={} server_rss_before_kib={} server_rss_ready_kib={} \
+             server_rss_after_kib={} server_hwm_kib={} login_s={login_s:.1} gen_rss_kib={}",
+            args.duration,
+            shared.errors.load(Ordering::Relaxed),
+            shared.late.load(Ordering::Relaxed),
+            delivered as f64 / busy.max(1e-9),
+            shared.latency.percentile_ms(50.0),
+            shared.latency.percentile_ms(99.0),
+            shared.latency.max_ms(),
+            cpu.server_pct(),
+            cpu.generator_pct(),
+            cpu.per_server_cpu_s(delivered),
+            kib(rss_before),
+            kib(rss_ready),
+            kib(rss_after),
+            kib(hwm),
+            kib(proc::status_kib("self", "VmRSS")),
+        );
+        if sent == 0 {
+            bail!("no message was sent");
+        }
+        if lost > 0 {
+            bail!("{lost} messages lost ({delivered} of {sent} delivered)");
+        }
+        Ok(())
     }
 }
