@@ -2888,8 +2888,10 @@ mod msg {
             for _ in 0..count {
                 self.message(out, at);
             }
-            self.write(out).await?;
+            // Counted before the write: the drain after `send_end` waits for
+            // delivered == sent, and must not end while a write is under way.
             shared.sent.fetch_add(count, Ordering::Relaxed);
+            self.write(out).await?;
             Ok(())
         }
 
@@ -2914,8 +2916,9 @@ mod msg {
             }
             self.due = (at < shared.send_end).then_some(at);
             if count > 0 {
-                self.write(out).await?;
+                // Counted before the write (see `send_now`).
                 shared.sent.fetch_add(count, Ordering::Relaxed);
+                self.write(out).await?;
                 if late > 0 {
                     shared.late.fetch_add(late, Ordering::Relaxed);
                 }
