@@ -2769,6 +2769,11 @@ mod msg {
         last_delivery: AtomicU64,
         latency: Histogram,
         cancel: CancellationToken,
+        /// After the drain, if messages are missing: each session sends a
+        /// whitespace keepalive, to tell "held by the server until more
+        /// input arrives" from "never sent or never read" (reported as
+        /// `recovered_by_poke`).
+        poke: CancellationToken,
     }
 
     impl Shared {
@@ -2969,6 +2974,7 @@ mod msg {
         }
         let mut buf_a = [0u8; 2048];
         let mut buf_b = [0u8; 2048];
+        let mut poked = false;
         loop {
             let due = match (a.due, b.due) {
                 (Some(x), Some(y)) => Some(x.min(y)),
@@ -2993,6 +2999,11 @@ mod msg {
                     let now = Instant::now();
                     a.send_due(now, shared, &mut out).await?;
                     b.send_due(now, shared, &mut out).await?;
+                }
+                _ = shared.poke.cancelled(), if !poked => {
+                    poked = true;
+                    a.write(b" ").await?;
+                    b.write(b" ").await?;
                 }
                 _ = shared.cancel.cancelled() => return Ok(()),
             }
@@ -3082,6 +3093,7 @@ mod msg {
             last_delivery: AtomicU64::new(0),
             latency: Histogram::default(),
             cancel: CancellationToken::new(),
+            poke: CancellationToken::new(),
         });
         let mut tasks = JoinSet::new();
         let mut sessions = logins.sessions.into_iter();
@@ -3143,6 +3155,27 @@ mod msg {
         let cpu = cpu_before.until(&CpuMark::now(pid.as_deref()));
         let rss_after = server_rss();
         let hwm = pid.as_deref().and_then(|p| proc::status_kib(p, "VmHWM"));
+        let missing_before_poke = shared
+            .sent
+            .load(Ordering::Relaxed)
+            .saturating_sub(shared.delivered.load(Ordering::Relaxed));
+        if missing_before_poke > 0 {
+            shared.poke.cancel();
+            let poke_end = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < poke_end
+                && shared.delivered.load(Ordering::Relaxed) < shared.sent.load(Ordering::Relaxed)
+            {
+                sleep(Duration::from_millis(20)).await;
+            }
+            let missing_after = shared
+                .sent
+                .load(Ordering::Relaxed)
+                .saturating_sub(shared.delivered.load(Ordering::Relaxed));
+            eprintln!(
+                "{missing_before_poke} missing after the drain; {} arrived after a whitespace keepalive on every session",
+                missing_before_poke - missing_after
+            );
+        }
         shared.cancel.cancel();
         let mut outcomes = Vec::with_capacity(pairs);
         let collect = async {
