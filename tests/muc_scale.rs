@@ -28,6 +28,11 @@ async fn a_slow_occupant_is_dropped_and_the_others_get_everything() {
 
     // Bob stops reading. Carol reads on a task of her own, counting
     // messages and watching for bob's departure.
+    // Alice never runs more than WINDOW messages ahead of carol, so carol is
+    // never the slow one, whatever the machine's load; bob reads nothing.
+    const WINDOW: usize = 16;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = progress.clone();
     let reader = tokio::spawn(async move {
         let (mut got, mut bob_left) = (0usize, false);
         let mut buf = String::new();
@@ -50,6 +55,7 @@ async fn a_slow_occupant_is_dropped_and_the_others_get_everything() {
                 let stanza = &buf[..end];
                 if is_message && stanza.contains("<body>m") {
                     got += 1;
+                    seen.store(got, std::sync::atomic::Ordering::Release);
                 } else if !is_message
                     && stanza.contains("foule@conference.localhost/Bob")
                     && stanza.contains("unavailable")
@@ -63,6 +69,14 @@ async fn a_slow_occupant_is_dropped_and_the_others_get_everything() {
     });
     let filler = "x".repeat(SIZE);
     for i in 0..N {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while progress.load(std::sync::atomic::Ordering::Acquire) + WINDOW < i {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "carol stopped receiving"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         alice
             .send(&format!(
                 "<message to='foule@conference.localhost' type='groupchat'><body>m{i} {filler}</body></message>"
