@@ -2773,6 +2773,10 @@ mod msg {
         /// whitespace keepalive, to tell "held by the server until more
         /// input arrives" from "never sent or never read" (reported as
         /// `recovered_by_poke`).
+        /// Open loop: senders that still have messages due. The drain must
+        /// not start counting before they are done: a timer that fires late
+        /// sends a message due before `send_end` after it.
+        senders_left: AtomicU64,
         poke: CancellationToken,
     }
 
@@ -2920,6 +2924,9 @@ mod msg {
                 at += interval;
             }
             self.due = (at < shared.send_end).then_some(at);
+            if self.due.is_none() {
+                shared.senders_left.fetch_sub(1, Ordering::Relaxed);
+            }
             if count > 0 {
                 // Counted before the write (see `send_now`).
                 shared.sent.fetch_add(count, Ordering::Relaxed);
@@ -3093,6 +3100,7 @@ mod msg {
             last_delivery: AtomicU64::new(0),
             latency: Histogram::default(),
             cancel: CancellationToken::new(),
+            senders_left: AtomicU64::new(if interval.is_some() { users as u64 } else { 0 }),
             poke: CancellationToken::new(),
         });
         let mut tasks = JoinSet::new();
@@ -3148,7 +3156,8 @@ mod msg {
         // Drain: wait for what is still on its way.
         let drain_end = send_end + Duration::from_secs(args.drain);
         while Instant::now() < drain_end
-            && shared.delivered.load(Ordering::Relaxed) < shared.sent.load(Ordering::Relaxed)
+            && (shared.senders_left.load(Ordering::Relaxed) > 0
+                || shared.delivered.load(Ordering::Relaxed) < shared.sent.load(Ordering::Relaxed))
         {
             sleep(Duration::from_millis(20)).await;
         }
