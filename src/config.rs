@@ -414,6 +414,8 @@ pub struct MucConfig {
     pub max_occupants: usize,
     /// Stanzas waiting for the service before senders get resource-constraint.
     pub queue_size: usize,
+    /// Rooms one account may own (server admins: no limit).
+    pub max_rooms_per_user: usize,
 }
 
 impl Default for MucConfig {
@@ -426,6 +428,7 @@ impl Default for MucConfig {
             max_history: 100,
             max_occupants: 1000,
             queue_size: 8192,
+            max_rooms_per_user: 100,
         }
     }
 }

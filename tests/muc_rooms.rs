@@ -247,6 +247,27 @@ async fn with_room_creation_admins_only_server_admins_create_rooms() {
 }
 
 #[tokio::test]
+async fn one_account_owns_at_most_max_rooms_per_user() {
+    let server = start_with_server_keys(
+        "admins = [\"root@localhost\"]",
+        "[muc]\nmax_rooms_per_user = 2\n",
+    );
+    let mut bob = user(&server, "bob").await;
+    let mut root = user(&server, "root").await;
+    create_instant(&mut bob, "un", "Bob").await;
+    create_instant(&mut bob, "deux", "Bob").await;
+    let err = try_join(&mut bob, "trois", "Bob")
+        .await
+        .expect_err("a third room is one too many");
+    assert_error(&err, "not-allowed", "cancel");
+    // Joining rooms of others is not limited, nor are server admins.
+    join(&mut root, "un", "Root").await;
+    for name in ["a", "b", "c"] {
+        create_instant(&mut root, name, "Root").await;
+    }
+}
+
+#[tokio::test]
 async fn local_users_create_rooms_by_default() {
     let server = Server::start();
     let mut bob = user(&server, "bob").await;

@@ -65,6 +65,20 @@ impl Service {
         if !allowed {
             return Err(err(Condition::NotAllowed).with_text("you may not create rooms here"));
         }
+        // Each room costs memory (and a row when persistent): one account
+        // must not be able to create them without end.
+        let max = self.state.config.muc.max_rooms_per_user;
+        if !admin
+            && self
+                .rooms
+                .values()
+                .filter(|r| r.affiliation(&creator) == Affiliation::Owner)
+                .count()
+                >= max
+        {
+            return Err(err(Condition::NotAllowed)
+                .with_text(format!("you already own {max} rooms, the most allowed")));
+        }
         let jid = BareJid::new(&format!("{node}@{}", self.domain))
             .map_err(|_| err(Condition::JidMalformed))?;
         let muc = &self.state.config.muc;
