@@ -843,3 +843,24 @@ async fn a_password_change_applies_to_the_next_joins() {
     .await;
     join(&mut bob, "tea", "Bob").await;
 }
+
+/// An owner outside a temporary room makes it members-only: its only
+/// occupant, not a member, leaves with 322 and the room ends. The service
+/// must go on serving (it used to read the vanished room and stop).
+#[tokio::test]
+async fn emptying_a_room_by_configuration_leaves_the_service_running() {
+    let server = Server::start();
+    let mut alice = user(&server, "alice").await;
+    let mut bob = user(&server, "bob").await;
+    create_instant(&mut alice, "vide", "Alice").await;
+    join(&mut bob, "vide", "Bob").await;
+    leave(&mut alice, "vide", "Alice").await;
+    configure(&mut alice, "vide", &[("muc#roomconfig_membersonly", "1")]).await;
+    let gone = wait_for(&mut bob, "removal", |s| {
+        is_presence(s) && has_status(s, 322) && has_status(s, 110)
+    })
+    .await;
+    assert_eq!(attr(&gone, "type").as_deref(), Some("unavailable"));
+    // The service still answers: a new room can be created.
+    create_instant(&mut bob, "ailleurs", "Bob").await;
+}

@@ -332,14 +332,15 @@ impl Service {
         ] {
             let Some(list) = list else { continue };
             for j in list.iter().filter_map(|j| BareJid::new(j.trim()).ok()) {
-                if self.rooms[node].affiliation(&j) != a {
+                if self.rooms.get(node).is_some_and(|r| r.affiliation(&j) != a) {
                     self.set_affiliation(node, &j, a, None).await;
                 }
             }
         }
-        if changes.became_members_only {
+        if changes.became_members_only
+            && let Some(room) = self.rooms.get(node)
+        {
             // §9.? 322: non-members leave a room that became members-only.
-            let room = &self.rooms[node];
             let out: Vec<String> = room
                 .occupants
                 .iter()
@@ -352,18 +353,19 @@ impl Service {
                 }
             }
         }
-        if changes.any && !was_locked {
+        // Removing the non-members may have emptied, and so ended, a
+        // temporary room configured by an owner who is not in it.
+        if changes.any
+            && !was_locked
+            && let Some(room) = self.rooms.get(node)
+        {
             // §10.2.1: tell occupants the configuration changed.
             let mut codes = vec![104];
             if changes.anonymity_changed {
-                codes.push(if self.rooms[node].config.whois_anyone {
-                    172
-                } else {
-                    173
-                });
+                codes.push(if room.config.whois_anyone { 172 } else { 173 });
             }
             let mut m = Element::bare("message", ns::CLIENT);
-            set_attr(&mut m, "from", self.rooms[node].jid.to_string());
+            set_attr(&mut m, "from", room.jid.to_string());
             set_attr(&mut m, "type", "groupchat");
             let mut x = Element::bare("x", NS_USER);
             for c in codes {

@@ -265,7 +265,7 @@ impl Service {
             if let Some(r) = self.rooms.get_mut(node) {
                 r.nicks.remove(&user);
             }
-            if self.rooms[node].config.persistent
+            if self.rooms.get(node).is_some_and(|r| r.config.persistent)
                 && let Err(e) = self.state.storage.set_nick(&room_jid, &user, None).await
             {
                 tracing::error!(room = %room_jid, error = %e, "cannot drop a registered nick");
@@ -309,7 +309,7 @@ impl Service {
             self.set_affiliation(node, &user, Affiliation::Member, None)
                 .await;
         }
-        if self.rooms[node].config.persistent
+        if self.rooms.get(node).is_some_and(|r| r.config.persistent)
             && let Err(e) = self
                 .state
                 .storage
