@@ -82,20 +82,23 @@ pub async fn run(slot: ConnectionSlot, tcp: TcpStream, peer: SocketAddr, direct_
         // Boxed so that the negotiation's large state (TLS handshake, SASL) is
         // freed once bound instead of sizing the session task for its lifetime.
         let negotiation = Box::pin(negotiate(&state, tcp, peer, direct_tls));
-        match tokio::time::timeout(deadline, negotiation).await {
+        // The bound session is boxed inside the match and awaited after it:
+        // a value awaited within the arm would keep the storage of the
+        // negotiation's result (and of the timeout) reserved in this task for
+        // the session's whole life, about 3 KiB per idle connection.
+        let session = match tokio::time::timeout(deadline, negotiation).await {
             Ok(Some(established)) => {
                 tracing::Span::current().record("jid", tracing::field::display(&established.jid));
                 tracing::info!("session bound");
-                // Moved into a box within this arm, so the task does not keep a
-                // slot for it; the idle session's memory is the box.
-                Box::pin(established.run(&state)).await;
+                Box::pin(established.run(&state))
             }
             Ok(None) => return,
             Err(_) => {
                 tracing::debug!("negotiation timed out");
                 return;
             }
-        }
+        };
+        session.await;
         drop(slot);
     }
     .instrument(span)

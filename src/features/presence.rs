@@ -188,8 +188,8 @@ pub fn track_directed(sp: &mut SessionPresence, el: &Element) {
 }
 
 async fn contacts(state: &ServerState, user: &BareJid) -> Vec<RosterItem> {
-    match state.storage.roster(user).await {
-        Ok((items, _)) => super::roster::shared::merge(items, state.shared_rosters.items(user)),
+    match state.storage.roster_items(user).await {
+        Ok(items) => super::roster::shared::merge(items, state.shared_rosters.items(user)),
         Err(e) => {
             tracing::error!(user = %user, error = %e, "cannot load the roster for presence");
             Vec::new()

@@ -6,6 +6,7 @@
 //! in `migrations/sqlite` and `migrations/postgres`. See
 //! docs/decisions/0002-storage.md.
 
+pub mod hints;
 pub mod sql;
 
 use sqlx::AnyPool;
@@ -39,6 +40,7 @@ pub enum Backend {
 pub struct Storage {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    pub(crate) hints: std::sync::Arc<hints::Hints>,
 }
 
 impl Storage {
@@ -85,7 +87,13 @@ impl Storage {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Storage { pool, backend })
+        let storage = Storage {
+            pool,
+            backend,
+            hints: Default::default(),
+        };
+        storage.load_hints().await?;
+        Ok(storage)
     }
 
     /// Which database this is.

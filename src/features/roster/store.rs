@@ -107,6 +107,11 @@ pub trait RosterStore {
         &self,
         owner: &BareJid,
     ) -> impl Future<Output = Result<(Vec<RosterItem>, i64), StorageError>> + Send;
+    /// The live items, without the version (presence needs only those).
+    fn roster_items(
+        &self,
+        owner: &BareJid,
+    ) -> impl Future<Output = Result<Vec<RosterItem>, StorageError>> + Send;
     /// Items (tombstones included) changed after `since`, and the current version.
     fn roster_changes(
         &self,

@@ -6,17 +6,25 @@ use sqlx::Row;
 
 impl MotdStore for Storage {
     async fn motd(&self, domain: &str) -> Result<Option<Motd>, StorageError> {
+        if let Some(known) = self.hints.motd().get(domain) {
+            return Ok(known.as_deref().cloned());
+        }
         let row = sqlx::query("SELECT subject, body FROM motd WHERE domain = $1")
             .bind(domain)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Motd {
-                subject: r.try_get(0)?,
-                body: r.try_get(1)?,
+        let motd = row
+            .map(|r| {
+                Ok::<_, StorageError>(Motd {
+                    subject: r.try_get(0)?,
+                    body: r.try_get(1)?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        self.hints
+            .motd()
+            .insert(domain.to_owned(), motd.clone().map(std::sync::Arc::new));
+        Ok(motd)
     }
 
     async fn set_motd(&self, domain: &str, motd: &Motd) -> Result<(), StorageError> {
@@ -29,6 +37,9 @@ impl MotdStore for Storage {
         .bind(motd.body.as_str())
         .execute(&self.pool)
         .await?;
+        self.hints
+            .motd()
+            .insert(domain.to_owned(), Some(std::sync::Arc::new(motd.clone())));
         Ok(())
     }
 
@@ -37,6 +48,7 @@ impl MotdStore for Storage {
             .bind(domain)
             .execute(&self.pool)
             .await?;
+        self.hints.motd().insert(domain.to_owned(), None);
         Ok(done.rows_affected() > 0)
     }
 }

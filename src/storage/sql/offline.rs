@@ -9,6 +9,7 @@ use sqlx::Row;
 impl OfflineStore for Storage {
     async fn store_offline(&self, user: &BareJid, stanza: &str) -> Result<(), StorageError> {
         let (domain, username) = owner(user);
+        let _writing = self.hints.offline.writing(user);
         sqlx::query(
             "INSERT INTO offline_messages (domain, username, stanza, stamp) VALUES ($1, $2, $3, $4)",
         )
@@ -38,6 +39,9 @@ impl OfflineStore for Storage {
         user: &BareJid,
         limit: i64,
     ) -> Result<Vec<OfflineMessage>, StorageError> {
+        let Some(ticket) = self.hints.offline.check(user) else {
+            return Ok(Vec::new());
+        };
         let (domain, username) = owner(user);
         let rows = sqlx::query(
             "SELECT id, stanza, stamp FROM offline_messages WHERE domain = $1 AND username = $2 \
@@ -48,6 +52,9 @@ impl OfflineStore for Storage {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        if rows.is_empty() {
+            self.hints.offline.found_none(user, ticket);
+        }
         rows.iter()
             .map(|r| {
                 Ok(OfflineMessage {

@@ -97,6 +97,16 @@ impl RosterStore for Storage {
         Ok((items, self.current_version(user).await?))
     }
 
+    async fn roster_items(&self, user: &BareJid) -> Result<Vec<RosterItem>, StorageError> {
+        self.load_items(
+            user,
+            "AND subscription <> 'remove' ORDER BY contact",
+            None,
+            None,
+        )
+        .await
+    }
+
     async fn roster_changes(
         &self,
         user: &BareJid,
@@ -200,6 +210,7 @@ impl RosterStore for Storage {
         stanza: &str,
     ) -> Result<(), StorageError> {
         let (domain, username) = owner(user);
+        let _writing = self.hints.requests.writing(user);
         sqlx::query(
             "INSERT INTO subscription_requests (domain, username, contact, stanza) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (domain, username, contact) DO UPDATE SET stanza = excluded.stanza",
@@ -214,6 +225,9 @@ impl RosterStore for Storage {
     }
 
     async fn requests(&self, user: &BareJid) -> Result<Vec<(BareJid, String)>, StorageError> {
+        let Some(ticket) = self.hints.requests.check(user) else {
+            return Ok(Vec::new());
+        };
         let (domain, username) = owner(user);
         let rows = sqlx::query(
             "SELECT contact, stanza FROM subscription_requests WHERE domain = $1 AND username = $2 ORDER BY contact",
@@ -222,6 +236,9 @@ impl RosterStore for Storage {
         .bind(username)
         .fetch_all(&self.pool)
         .await?;
+        if rows.is_empty() {
+            self.hints.requests.found_none(user, ticket);
+        }
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             if let Ok(c) = BareJid::new(&r.try_get::<String, _>(0)?) {
