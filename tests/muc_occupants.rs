@@ -1320,3 +1320,75 @@ async fn the_leave_presence_carries_the_occupant_id() {
         "{p}"
     );
 }
+
+/// Groupchat messages and presence broadcasts are serialised once per room
+/// and given each session's own `to`: every session must get exactly its
+/// own JID, escaped, even with an apostrophe, an ampersand or angle
+/// brackets in the resource, and the real-JID variants must not leak.
+#[tokio::test]
+async fn each_session_gets_its_own_to_even_with_xml_special_characters() {
+    let server = Server::start();
+    let mut alice = user(&server, "alice").await;
+    server.add_user("bob@localhost", "pw");
+    // Escaped here as the bind request's XML; the resource is `it's & <ok>"`.
+    let mut bob1 = online(&server, "bob", "it&apos;s &amp; &lt;ok&gt;&quot;").await;
+    let mut bob2 = online(&server, "bob", "plain").await;
+    let mut carol = user(&server, "carol").await;
+    create_instant(&mut alice, "tea", "Alice").await;
+    join(&mut bob1, "tea", "Bob").await;
+    join(&mut bob2, "tea", "Bob").await;
+    join(&mut carol, "tea", "Carol").await;
+    // Carol's arrival, as each session sees it: its own `to`; only the
+    // moderator (alice) sees carol's real JID.
+    for (c, to, sees_jid) in [
+        (&mut alice, "alice@localhost/res", true),
+        (&mut bob1, "bob@localhost/it's & <ok>\"", false),
+        (&mut bob2, "bob@localhost/plain", false),
+    ] {
+        let p = wait_presence(c, &occ("tea", "Carol"), |s| attr(s, "type").is_none()).await;
+        assert_eq!(parse(&p).attr("to"), Some(to), "{p}");
+        assert_eq!(item_attr(&p, "jid").is_some(), sees_jid, "{p}");
+        assert!(!has_status(&p, 110), "{p}");
+    }
+    alice
+        .send(&format!(
+            "<message to='{}' type='groupchat' id='fan'><body>one for all</body></message>",
+            room("tea")
+        ))
+        .await;
+    for (c, to) in [
+        (&mut alice, "alice@localhost/res"),
+        (&mut bob1, "bob@localhost/it's & <ok>\""),
+        (&mut bob2, "bob@localhost/plain"),
+        (&mut carol, "carol@localhost/res"),
+    ] {
+        let m = wait_for(c, "the groupchat message", |s| {
+            body(s).as_deref() == Some("one for all")
+        })
+        .await;
+        let el = parse(&m);
+        assert_eq!(el.attr("to"), Some(to), "{m}");
+        assert_eq!(el.attr("from"), Some(occ("tea", "Alice").as_str()), "{m}");
+        assert_eq!(el.attr("id"), Some("fan"), "{m}");
+        assert_eq!(el.attr("type"), Some("groupchat"), "{m}");
+    }
+    // Bob's first session leaves: it alone gets the 110 unavailable, with its own `to`.
+    leave(&mut bob1, "tea", "Bob").await;
+    // Carol's leave reaches each remaining session with its own `to`, and
+    // her own session gets status 110.
+    carol
+        .send(&format!(
+            "<presence to='{}' type='unavailable'/>",
+            occ("tea", "Carol")
+        ))
+        .await;
+    for (c, to, own) in [
+        (&mut alice, "alice@localhost/res", false),
+        (&mut bob2, "bob@localhost/plain", false),
+        (&mut carol, "carol@localhost/res", true),
+    ] {
+        let p = wait_unavailable(c, &occ("tea", "Carol")).await;
+        assert_eq!(parse(&p).attr("to"), Some(to), "{p}");
+        assert_eq!(has_status(&p, 110), own, "{p}");
+    }
+}

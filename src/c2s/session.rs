@@ -300,10 +300,11 @@ async fn negotiate(
     match result {
         Ok((parts, lang)) => Some(Established {
             stream: s.stream,
-            jid: parts.jid,
             handle: parts.handle,
             queue: parts.queue,
             lang,
+            to_attr: router::packet::to_attr(&parts.jid).into_boxed_slice(),
+            jid: parts.jid,
             unsent: Vec::new(),
             presence: presence::SessionPresence::default(),
         }),
@@ -322,6 +323,8 @@ pub struct Established {
     pub queue: mpsc::Receiver<Packet>,
     /// The stream's xml:lang, given to stanzas that carry none (RFC 6120 §4.7.4).
     pub lang: Option<String>,
+    /// ` to="JID"` for shared stanzas, escaped once rather than per stanza.
+    to_attr: Box<[u8]>,
     /// Stanzas taken from the queue whose write did not complete.
     unsent: Vec<Packet>,
     /// This session's presence state.
@@ -348,7 +351,8 @@ impl Established {
                     // was queued, such as the removal's own result, is written
                     // before closing, since re-routing it leads nowhere.
                     while let Ok(p) = self.queue.try_recv() {
-                        let bytes = stanza::to_bytes(&p);
+                        let mut bytes = Vec::new();
+                        p.write_to(&mut bytes, &self.jid, &self.to_attr);
                         match tokio::time::timeout(CLOSE_TIMEOUT, self.stream.write_bytes(&bytes))
                             .await
                         {
@@ -367,12 +371,12 @@ impl Established {
             }
             End::Closed | End::Io(_) => tracing::info!("connection lost"),
         }
-        for stanza in std::mem::take(&mut self.unsent) {
-            router::route(state, *stanza).await;
+        for packet in std::mem::take(&mut self.unsent) {
+            router::route(state, packet.into_element(&self.jid)).await;
         }
         // RFC 6121 §4.5.2: contacts learn at once that this resource is gone.
         presence::go_unavailable(state, &self.jid, self.handle.id, None, &mut self.presence).await;
-        router::drain(state, self.queue).await;
+        router::drain(state, &self.jid, self.queue).await;
         tracing::info!("session closed");
     }
 
@@ -439,12 +443,13 @@ impl Established {
         first: Packet,
         control: &crate::router::sessions::SessionControl,
     ) -> Result<(), End> {
-        let mut out = stanza::to_bytes(&first);
+        let mut out = Vec::with_capacity(1024);
+        first.write_to(&mut out, &self.jid, &self.to_attr);
         let mut batch = vec![first];
         for _ in 0..WRITE_BATCH {
             match self.queue.try_recv() {
                 Ok(next) => {
-                    out.extend_from_slice(&stanza::to_bytes(&next));
+                    next.write_to(&mut out, &self.jid, &self.to_attr);
                     batch.push(next);
                 }
                 Err(_) => break,

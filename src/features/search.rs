@@ -18,7 +18,6 @@
 use super::vcard::directory_text;
 use crate::auth::ldap::{Directory, DirectoryError, Entry};
 use crate::config::LdapConfig;
-use crate::router::sessions::Packet;
 use crate::state::ServerState;
 use crate::xmpp::error::{Condition, ErrorType, StanzaError};
 use crate::xmpp::ns;
@@ -97,7 +96,11 @@ struct Service {
     failing: AtomicBool,
 }
 
-async fn serve(state: Arc<ServerState>, service: Arc<Service>, mut rx: mpsc::Receiver<Packet>) {
+async fn serve(
+    state: Arc<ServerState>,
+    service: Arc<Service>,
+    mut rx: mpsc::Receiver<Box<Element>>,
+) {
     loop {
         let stanza = tokio::select! {
             _ = state.shutdown.cancelled() => break,

@@ -8,7 +8,9 @@
 //! admin commands arrive on queues and are handled one at a time, so room
 //! state needs no locks. Nothing on the message path touches the database;
 //! fan-out to occupants is `try_send` on their bounded session queues, so a
-//! slow occupant is disconnected by the router rather than slowing the room.
+//! slow occupant is disconnected by the router rather than slowing the room;
+//! a stanza for the whole room is serialised once per variant and shared by
+//! those queues (`router::route_shared`).
 
 pub mod config;
 pub mod room;

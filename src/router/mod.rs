@@ -2,6 +2,7 @@
 //! server itself, a component, an account's offline store, or back to the
 //! sender as an error. docs/routing.md is the table this code follows.
 
+pub mod packet;
 pub mod sessions;
 
 use crate::features;
@@ -12,27 +13,28 @@ use crate::xmpp::error::{Condition, StanzaError};
 use crate::xmpp::stanza::{self, Kind};
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
-use sessions::{Packet, SessionHandle};
+use packet::{Packet, SharedStanza};
+use sessions::SessionHandle;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
 /// Components (MUC, upload, ...) addressed by their own domain.
 #[derive(Debug, Default)]
 pub struct Components {
-    by_domain: RwLock<HashMap<String, mpsc::Sender<Packet>>>,
+    by_domain: RwLock<HashMap<String, mpsc::Sender<Box<Element>>>>,
 }
 
 impl Components {
     /// Register a component for `domain`; stanzas to it arrive on the returned queue.
-    pub fn register(&self, domain: &str, queue: usize) -> mpsc::Receiver<Packet> {
+    pub fn register(&self, domain: &str, queue: usize) -> mpsc::Receiver<Box<Element>> {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let mut map = self.by_domain.write().unwrap_or_else(|p| p.into_inner());
         map.insert(domain.to_owned(), tx);
         rx
     }
 
-    fn get(&self, domain: &str) -> Option<mpsc::Sender<Packet>> {
+    fn get(&self, domain: &str) -> Option<mpsc::Sender<Box<Element>>> {
         let map = self.by_domain.read().unwrap_or_else(|p| p.into_inner());
         map.get(domain).cloned()
     }
@@ -239,8 +241,13 @@ async fn message_to_bare(state: &ServerState, to: &BareJid, stanza: Element) {
                 _ => s.priority == Some(best),
             })
             .collect();
-        for s in targets {
-            deliver(state, s, stanza.clone()).await;
+        // The last target takes the stanza itself: with one resource (the
+        // common case) a chat message is never copied.
+        if let Some((last, others)) = targets.split_last() {
+            for s in others {
+                deliver(state, s, stanza.clone()).await;
+            }
+            deliver(state, last, stanza).await;
         }
         return;
     }
@@ -303,42 +310,93 @@ pub async fn store_offline(state: &ServerState, to: &BareJid, stanza: Element) {
 /// it is closed, and the stanza takes the path it would take if that
 /// resource were gone (so a message ends up offline, an iq gets an error).
 pub async fn deliver(state: &ServerState, session: &SessionHandle, stanza: Element) {
-    match session.tx.try_send(Box::new(stanza)) {
-        Ok(()) => {}
-        Err(e) => {
-            let full = matches!(e, mpsc::error::TrySendError::Full(_));
-            let stanza = *e.into_inner();
-            if full {
-                tracing::warn!(jid = %session.jid, "session cannot keep up with its stanzas: closing it");
-                session.control.close(StreamError::new(
-                    StreamCondition::PolicyViolation,
-                    "too many stanzas waiting: the connection is too slow",
-                ));
-            }
-            let kind = Kind::of(&stanza);
-            match kind {
-                Some(Kind::Message) => {
-                    Box::pin(message_to_bare(state, &session.jid.to_bare(), stanza)).await
-                }
-                Some(Kind::Iq) => {
-                    bounce(
-                        state,
-                        &stanza,
-                        StanzaError::new(Condition::ServiceUnavailable),
-                    )
-                    .await
-                }
-                _ => {}
-            }
+    if let Err(e) = session.tx.try_send(Packet::from(stanza)) {
+        undelivered(state, session, e).await;
+    }
+}
+
+/// What `deliver` does when the session's queue refused the stanza.
+async fn undelivered(
+    state: &ServerState,
+    session: &SessionHandle,
+    e: mpsc::error::TrySendError<Packet>,
+) {
+    let full = matches!(e, mpsc::error::TrySendError::Full(_));
+    let stanza = e.into_inner().into_element(&session.jid);
+    if full {
+        tracing::warn!(jid = %session.jid, "session cannot keep up with its stanzas: closing it");
+        session.control.close(StreamError::new(
+            StreamCondition::PolicyViolation,
+            "too many stanzas waiting: the connection is too slow",
+        ));
+    }
+    match Kind::of(&stanza) {
+        Some(Kind::Message) => {
+            Box::pin(message_to_bare(state, &session.jid.to_bare(), stanza)).await
+        }
+        Some(Kind::Iq) => {
+            bounce(
+                state,
+                &stanza,
+                StanzaError::new(Condition::ServiceUnavailable),
+            )
+            .await
+        }
+        _ => {}
+    }
+}
+
+/// Route `shared` addressed to `to`, whose bare JID is `bare` (callers such
+/// as MUC occupants hold it already: building it costs an allocation), with
+/// the outcome `route` would have for the same stanza (blocking, a gone
+/// resource, a full queue), but without an element, a JID parse or a
+/// serialisation per recipient when the session is there and keeps up:
+/// the MUC fan-out path.
+pub async fn route_shared(
+    state: &ServerState,
+    to: &FullJid,
+    bare: &BareJid,
+    shared: &Arc<SharedStanza>,
+) {
+    let template = shared.template();
+    let plain = match shared.kind() {
+        Some(Kind::Message) => true,
+        Some(Kind::Presence) => !is_subscription(template),
+        _ => false,
+    };
+    // Anything else (a remote or unknown domain, subscriptions, iqs, a
+    // `bare` that is not `to`'s) takes the general path: rare, so an
+    // element of its own is fine there.
+    let bare_of_to = to.node() == bare.node() && to.domain() == bare.domain();
+    if !plain || !bare_of_to || !state.config.serves(to.domain().as_str()) {
+        return route(state, shared.element_to(to)).await;
+    }
+    use features::blocking::{self, Verdict};
+    match blocking::inbound(state, bare, template).await {
+        Verdict::Allow => {}
+        Verdict::Drop | Verdict::Blocked => return,
+        Verdict::Reject(error) => return bounce(state, &shared.element_to(to), error).await,
+    }
+    let sent = state.sessions.with(bare, to, |s| {
+        s.tx.try_send(Packet::Shared(shared.clone()))
+            // The handle is cloned only when the queue refused the stanza.
+            .map_err(|e| (s.clone(), e))
+    });
+    match sent {
+        Some(Ok(())) => {}
+        Some(Err((session, e))) => undelivered(state, &session, e).await,
+        None => {
+            let kind = shared.kind().unwrap_or(Kind::Message);
+            to_full(state, kind, to, shared.element_to(to)).await
         }
     }
 }
 
-/// Re-route what a closed session had still queued (never silently dropped).
-pub async fn drain(state: &ServerState, mut queue: mpsc::Receiver<Packet>) {
+/// Re-route what the closed session `jid` had still queued (never silently dropped).
+pub async fn drain(state: &ServerState, jid: &FullJid, mut queue: mpsc::Receiver<Packet>) {
     queue.close();
-    while let Ok(stanza) = queue.try_recv() {
-        route(state, *stanza).await;
+    while let Ok(packet) = queue.try_recv() {
+        route(state, packet.into_element(jid)).await;
     }
 }
 
@@ -395,7 +453,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let state = state(dir.path(), 8).await;
         let mut component = state.components.register("conference.localhost", 1);
-        let (_alice, mut alice_rx) = session(&state, "alice@localhost/a", 8);
+        let (alice, mut alice_rx) = session(&state, "alice@localhost/a", 8);
         route(
             &state,
             message("alice@localhost/a", "room@conference.localhost", "1"),
@@ -414,7 +472,10 @@ mod tests {
             message("alice@localhost/a", "room@conference.localhost", "3"),
         )
         .await;
-        let bounced = alice_rx.try_recv().expect("an error back to the sender");
+        let bounced = alice_rx
+            .try_recv()
+            .expect("an error back to the sender")
+            .into_element(&alice.jid);
         assert_eq!(bounced.attr("type"), Some("error"));
         assert!(
             String::from_utf8_lossy(&crate::xmpp::stanza::to_bytes(&bounced))
@@ -450,7 +511,7 @@ mod tests {
         // What did not fit went offline; what was queued goes offline when the session drains.
         assert_eq!(state.storage.count_offline(&bob).await.expect("count"), 3);
         state.sessions.unbind(&handle.jid, handle.id);
-        drain(&state, rx).await;
+        drain(&state, &handle.jid, rx).await;
         let stored = state.storage.load_offline(&bob, 10).await.expect("load");
         let bodies: Vec<_> = stored
             .iter()
@@ -467,6 +528,40 @@ mod tests {
         let mut sorted = bodies.clone();
         sorted.sort();
         assert_eq!(sorted, ["0", "1", "2", "3", "4"]);
+    }
+
+    #[tokio::test]
+    async fn shared_stanzas_reach_live_sessions_and_bounce_like_route_otherwise() {
+        let dir = tempfile::tempdir().expect("dir");
+        let state = state(dir.path(), 8).await;
+        let mut room = state.components.register("conference.localhost", 8);
+        let (bob, mut bob_rx) = session(&state, "bob@localhost/b", 1);
+        let m: Element = "<message xmlns='jabber:client' from='r@conference.localhost/n' type='groupchat'><body>x</body></message>"
+            .parse()
+            .expect("xml");
+        let shared = SharedStanza::new(m);
+        let bare = bob.jid.to_bare();
+        route_shared(&state, &bob.jid, &bare, &shared).await;
+        let got = bob_rx.try_recv().expect("queued for bob");
+        assert!(matches!(got, Packet::Shared(_)));
+        assert_eq!(
+            got.into_element(&bob.jid).attr("to"),
+            Some("bob@localhost/b")
+        );
+        // A resource that is not there: the room gets service-unavailable,
+        // as `route` answers a groupchat message to a gone resource.
+        let gone = FullJid::new("bob@localhost/gone").expect("jid");
+        route_shared(&state, &gone, &bare, &shared).await;
+        let e = room.try_recv().expect("an error back to the room");
+        assert_eq!(e.attr("type"), Some("error"));
+        assert_eq!(e.attr("from"), Some("bob@localhost/gone"));
+        // A full queue closes the session and the stanza bounces the same way.
+        route_shared(&state, &bob.jid, &bare, &shared).await;
+        route_shared(&state, &bob.jid, &bare, &shared).await;
+        assert!(bob.control.is_closing());
+        let e = room.try_recv().expect("an error back to the room");
+        assert_eq!(e.attr("type"), Some("error"));
+        assert_eq!(e.attr("from"), Some("bob@localhost/b"));
     }
 
     #[tokio::test]

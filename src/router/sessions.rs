@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// What the router hands a session to write.
-pub type Packet = Box<Element>;
+pub use super::packet::Packet;
 
 /// A unique id per session, so a late unbind cannot remove a newer session
 /// that took over the same resource.
@@ -172,6 +171,22 @@ impl Sessions {
             .iter()
             .find(|h| &h.jid == jid && !h.control.is_closing())
             .cloned()
+    }
+
+    /// Run `f` on the session bound to the full JID `jid` (of account
+    /// `bare`), unless it is closing, under the registry's read lock: for
+    /// hot paths that must not clone the handle (`f` must not block).
+    pub fn with<R>(
+        &self,
+        bare: &BareJid,
+        jid: &FullJid,
+        f: impl FnOnce(&SessionHandle) -> R,
+    ) -> Option<R> {
+        let map = self.by_bare.read().unwrap_or_else(|p| p.into_inner());
+        map.get(bare)?
+            .iter()
+            .find(|h| &h.jid == jid && !h.control.is_closing())
+            .map(f)
     }
 
     /// Every live session of an account.

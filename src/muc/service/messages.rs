@@ -131,20 +131,18 @@ impl Service {
         self.fan_out(node, m).await;
     }
 
-    /// Send `m` to every session in the room (one clone per session, no database).
+    /// Send `m` to every session in the room: serialised once, each session
+    /// gets it with its own `to` (no clone, JID parse or serialisation per
+    /// session; no database).
     pub(super) async fn fan_out(&self, node: &str, m: Element) {
         let Some(room) = self.rooms.get(node) else {
             return;
         };
-        let targets: Vec<String> = room
-            .occupants
-            .iter()
-            .flat_map(|o| o.sessions.iter().map(|s| s.to_string()))
-            .collect();
-        for t in targets {
-            let mut copy = m.clone();
-            set_attr(&mut copy, "to", t);
-            self.send(copy).await;
+        let shared = SharedStanza::new(m);
+        for o in &room.occupants {
+            for s in &o.sessions {
+                crate::router::route_shared(&self.state, s, &o.bare, &shared).await;
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use super::store::{Affiliation, MucStore, StoredAffiliation, StoredRoom};
 use super::{Command, RoomSummary};
 use crate::config::RoomCreation;
 use crate::features::disco::{DiscoInfo, Field, Form, Identity};
-use crate::router::sessions::Packet;
+use crate::router::packet::SharedStanza;
 use crate::state::ServerState;
 use crate::xmpp::error::{Condition, ErrorType, StanzaError};
 use crate::xmpp::ns;
@@ -67,10 +67,14 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
+/// A presence from `from` to `to` (an empty `to`: none yet, for a stanza
+/// shared by many recipients, each given its own).
 fn presence_el(from: &str, to: &str, kind: Option<&str>) -> Element {
     let mut p = Element::bare("presence", ns::CLIENT);
     set_attr(&mut p, "from", from.to_owned());
-    set_attr(&mut p, "to", to.to_owned());
+    if !to.is_empty() {
+        set_attr(&mut p, "to", to.to_owned());
+    }
     if let Some(k) = kind {
         set_attr(&mut p, "type", k.to_owned());
     }
@@ -133,7 +137,7 @@ pub async fn start(state: &Arc<ServerState>) -> anyhow::Result<()> {
 impl Service {
     async fn run(
         mut self,
-        mut stanzas: mpsc::Receiver<Packet>,
+        mut stanzas: mpsc::Receiver<Box<Element>>,
         mut commands: mpsc::Receiver<Command>,
     ) {
         let shutdown = self.state.shutdown.clone();

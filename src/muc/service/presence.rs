@@ -105,11 +105,25 @@ impl Service {
         codes: &[u16],
     ) -> Element {
         let o = &room.occupants[i];
-        let mut p = o.presence.clone();
-        set_attr(&mut p, "from", room.occupant_jid(&o.nick));
-        set_attr(&mut p, "to", viewer.to_string());
         let show_jid =
             room.config.whois_anyone || viewer_is_moderator || o.sessions.contains(viewer);
+        let mut p = self.occupant_presence_without_to(room, i, show_jid, codes);
+        set_attr(&mut p, "to", viewer.to_string());
+        p
+    }
+
+    /// The presence of occupant `i`, with its real JID if `show_jid`; the
+    /// caller addresses it (any `to` it carries is the occupant's own).
+    fn occupant_presence_without_to(
+        &self,
+        room: &Room,
+        i: usize,
+        show_jid: bool,
+        codes: &[u16],
+    ) -> Element {
+        let o = &room.occupants[i];
+        let mut p = o.presence.clone();
+        set_attr(&mut p, "from", room.occupant_jid(&o.nick));
         let jid = if show_jid { o.sessions.first() } else { None };
         let affiliation = self.affiliation_of(room, &o.bare);
         p.append_child(user_x(affiliation, o.role, jid, None, codes));
@@ -129,25 +143,29 @@ impl Service {
         let Some(room) = self.rooms.get(node) else {
             return;
         };
-        let mut outs = Vec::new();
+        let o = &room.occupants[i];
+        // Viewers differ only in two ways (their own presence or not, the
+        // real JID shown or not): each variant is built and serialised once.
+        let mut variants: [Option<Arc<SharedStanza>>; 4] = Default::default();
         for viewer in &room.occupants {
             let moderator = viewer.role == Role::Moderator;
-            let own =
-                viewer.bare == room.occupants[i].bare && viewer.nick == room.occupants[i].nick;
+            let own = viewer.bare == o.bare && viewer.nick == o.nick;
             for s in &viewer.sessions {
-                let mut c: Vec<u16> = if own {
-                    self_codes.to_vec()
-                } else {
-                    codes.to_vec()
-                };
-                if own && !c.contains(&110) {
-                    c.push(110);
-                }
-                outs.push(self.occupant_presence(room, i, s, moderator, &c));
+                let show_jid = room.config.whois_anyone || moderator || o.sessions.contains(s);
+                let shared = variants[usize::from(own) * 2 + usize::from(show_jid)]
+                    .get_or_insert_with(|| {
+                        let mut c: Vec<u16> = if own {
+                            self_codes.to_vec()
+                        } else {
+                            codes.to_vec()
+                        };
+                        if own && !c.contains(&110) {
+                            c.push(110);
+                        }
+                        SharedStanza::new(self.occupant_presence_without_to(room, i, show_jid, &c))
+                    });
+                crate::router::route_shared(&self.state, s, &viewer.bare, shared).await;
             }
-        }
-        for p in outs {
-            self.send(p).await;
         }
     }
 
@@ -475,45 +493,45 @@ impl Service {
         let Some(room) = self.rooms.get(node) else {
             return;
         };
-        let o = room.occupants[i].clone();
+        let o = &room.occupants[i];
         let affiliation = self.affiliation_of(room, &o.bare);
-        let mut outs = Vec::new();
+        // Two things differ between viewers (their own presence or not, the
+        // real JID shown or not): each variant is built and serialised once.
+        let mut variants: [Option<Arc<SharedStanza>>; 4] = Default::default();
         for viewer in &room.occupants {
             let moderator = viewer.role == Role::Moderator;
+            let own = viewer.nick == o.nick;
+            let show = room.config.whois_anyone || moderator || own;
             for s in &viewer.sessions {
-                let mut p = presence_el(
-                    &room.occupant_jid(&o.nick),
-                    &s.to_string(),
-                    Some("unavailable"),
-                );
-                if let Some(st) = &status {
-                    p.append_child(st.clone());
-                }
-                let own = viewer.nick == o.nick;
-                let mut c = codes.to_vec();
-                if own {
-                    c.push(110);
-                }
-                let show = room.config.whois_anyone || moderator || own;
-                let mut x = user_x(
-                    affiliation,
-                    Role::None,
-                    if show { o.sessions.first() } else { None },
-                    None,
-                    &c,
-                );
-                if let Some(r) = reason
-                    && let Some(item) = x.get_child_mut("item", NS_USER)
-                {
-                    item.append_child(text_el("reason", NS_USER, r));
-                }
-                p.append_child(x);
-                p.append_child(occupant_id(&o.occupant_id));
-                outs.push(p);
+                let shared =
+                    variants[usize::from(own) * 2 + usize::from(show)].get_or_insert_with(|| {
+                        let mut p =
+                            presence_el(&room.occupant_jid(&o.nick), "", Some("unavailable"));
+                        if let Some(st) = &status {
+                            p.append_child(st.clone());
+                        }
+                        let mut c = codes.to_vec();
+                        if own {
+                            c.push(110);
+                        }
+                        let mut x = user_x(
+                            affiliation,
+                            Role::None,
+                            if show { o.sessions.first() } else { None },
+                            None,
+                            &c,
+                        );
+                        if let Some(r) = reason
+                            && let Some(item) = x.get_child_mut("item", NS_USER)
+                        {
+                            item.append_child(text_el("reason", NS_USER, r));
+                        }
+                        p.append_child(x);
+                        p.append_child(occupant_id(&o.occupant_id));
+                        SharedStanza::new(p)
+                    });
+                crate::router::route_shared(&self.state, s, &viewer.bare, shared).await;
             }
-        }
-        for p in outs {
-            self.send(p).await;
         }
         let Some(room) = self.rooms.get_mut(node) else {
             return;
