@@ -25,6 +25,9 @@ pub struct ServerState {
     pub secret: Vec<u8>,
     /// Serialises changes to one account's roster (see `RosterLocks`).
     pub roster_locks: RosterLocks,
+    /// Serialises storing a message offline with a resource's hand-over of
+    /// stored messages (see `router::store_offline`).
+    pub offline_locks: RosterLocks,
     /// XEP-0191 blocklists of recently active accounts.
     pub blocklists: crate::features::blocking::Cache,
     /// The LDAP directories of the domains that use one.
@@ -61,6 +64,7 @@ impl ServerState {
             secret,
             blocklists: crate::features::blocking::Cache::default(),
             roster_locks: RosterLocks::default(),
+            offline_locks: RosterLocks::default(),
             directories,
             shared_rosters: Default::default(),
             muc: Default::default(),

@@ -745,6 +745,9 @@ async fn slow_consumer_is_closed_and_nothing_is_lost() {
         bounced.len(),
         missing.len()
     );
+    if !missing.is_empty() {
+        eprintln!("SERVERLOG {}", server.log());
+    }
     assert!(
         missing.is_empty(),
         "{} of {N} messages were lost (bob read {} before the close, {} came from offline \

@@ -12,7 +12,6 @@ use crate::xmpp::stanza;
 use jid::{BareJid, FullJid, ResourcePart};
 use minidom::Element;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Requests tolerated before the client binds.
 const MAX_PRE_BIND: usize = 16;
@@ -109,7 +108,7 @@ pub async fn bind(
 pub struct BoundParts {
     pub jid: FullJid,
     pub handle: SessionHandle,
-    pub queue: mpsc::Receiver<crate::router::sessions::Packet>,
+    pub queue: crate::router::queue::Receiver<crate::router::sessions::Packet>,
 }
 
 fn try_bind(
@@ -123,7 +122,7 @@ fn try_bind(
         let part = ResourcePart::new(&resource)
             .map_err(|_| StanzaError::new(Condition::BadRequest).with_text("invalid resource"))?;
         let jid = user.with_resource(&part);
-        let (tx, queue) = mpsc::channel(state.config.c2s.queue_size);
+        let (tx, queue) = crate::router::queue::channel(state.config.c2s.queue_size);
         let handle = SessionHandle {
             id: state.sessions.next_id(),
             jid: jid.clone(),

@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// The TLS transport of an authenticated stream.
@@ -320,7 +319,7 @@ pub struct Established {
     pub stream: XmlStream<Tls>,
     pub jid: FullJid,
     pub handle: crate::router::sessions::SessionHandle,
-    pub queue: mpsc::Receiver<Packet>,
+    pub queue: crate::router::queue::Receiver<Packet>,
     /// The stream's xml:lang, given to stanzas that carry none (RFC 6120 §4.7.4).
     pub lang: Option<String>,
     /// ` to="JID"` for shared stanzas, escaped once rather than per stanza.
@@ -372,7 +371,7 @@ impl Established {
             End::Closed | End::Io(_) => tracing::info!("connection lost"),
         }
         for packet in std::mem::take(&mut self.unsent) {
-            router::route(state, packet.into_element(&self.jid)).await;
+            router::reroute(state, packet.into_element(&self.jid)).await;
         }
         // RFC 6121 §4.5.2: contacts learn at once that this resource is gone.
         presence::go_unavailable(state, &self.jid, self.handle.id, None, &mut self.presence).await;
@@ -543,6 +542,10 @@ impl Established {
     async fn send_offline(&mut self, state: &ServerState) -> Result<(), End> {
         use crate::features::offline::{self, OfflineStore};
         let owner = self.jid.to_bare();
+        // This resource is already available: a message being stored now
+        // holds the lock and is read below; one stored later sees this
+        // resource and is delivered live (router::store_offline).
+        drop(state.offline_locks.lock(&owner).await);
         loop {
             let batch = match state.storage.load_offline(&owner, offline::BATCH).await {
                 Ok(b) => b,

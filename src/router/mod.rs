@@ -3,6 +3,7 @@
 //! sender as an error. docs/routing.md is the table this code follows.
 
 pub mod packet;
+pub mod queue;
 pub mod sessions;
 
 use crate::features;
@@ -273,37 +274,50 @@ async fn account_exists(state: &ServerState, user: &BareJid) -> Result<bool, Sta
 
 /// Keep a message for an account with no session to take it.
 pub async fn store_offline(state: &ServerState, to: &BareJid, stanza: Element) {
-    match account_exists(state, to).await {
-        Ok(true) => {}
-        Ok(false) => {
-            let error = StanzaError::new(Condition::ServiceUnavailable);
-            return bounce(state, &stanza, error).await;
-        }
-        Err(e) => return bounce(state, &stanza, e).await,
+    // A resource that became available while this message was on its way
+    // may already have taken its stored messages: under the account's lock
+    // (which the hand-over also takes, after becoming available), either it
+    // is seen here and gets the message live, or it reads the message after
+    // it is stored. Without this the message would wait for the next login.
+    let guard = state.offline_locks.lock(to).await;
+    if state
+        .sessions
+        .of(to)
+        .iter()
+        .any(|s| s.priority.is_some_and(|p| p >= 0))
+    {
+        drop(guard);
+        return Box::pin(message_to_bare(state, to, stanza)).await;
     }
+    let refused = match account_exists(state, to).await {
+        Ok(true) => keep_offline(state, to, &stanza).await,
+        Ok(false) => Some(StanzaError::new(Condition::ServiceUnavailable)),
+        Err(e) => Some(e),
+    };
+    drop(guard);
+    if let Some(error) = refused {
+        bounce(state, &stanza, error).await;
+    }
+}
+
+/// Store `stanza` for `to`, or say why not.
+async fn keep_offline(state: &ServerState, to: &BareJid, stanza: &Element) -> Option<StanzaError> {
     match state.storage.count_offline(to).await {
         Ok(n) if n >= state.config.limits.offline_messages => {
-            return bounce(
-                state,
-                &stanza,
+            return Some(
                 StanzaError::new(Condition::ServiceUnavailable)
                     .with_text("the recipient's offline storage is full"),
-            )
-            .await;
+            );
         }
         Ok(_) => {}
         Err(e) => tracing::error!(to = %to, error = %e, "cannot count offline messages"),
     }
-    let xml = String::from_utf8_lossy(&stanza::to_bytes(&stanza)).into_owned();
+    let xml = String::from_utf8_lossy(&stanza::to_bytes(stanza)).into_owned();
     if let Err(e) = state.storage.store_offline(to, &xml).await {
         tracing::error!(to = %to, error = %e, "cannot store an offline message");
-        bounce(
-            state,
-            &stanza,
-            StanzaError::new(Condition::InternalServerError),
-        )
-        .await;
+        return Some(StanzaError::new(Condition::InternalServerError));
     }
+    None
 }
 
 /// Queue a stanza for one session. A session whose queue is full is too slow:
@@ -316,12 +330,8 @@ pub async fn deliver(state: &ServerState, session: &SessionHandle, stanza: Eleme
 }
 
 /// What `deliver` does when the session's queue refused the stanza.
-async fn undelivered(
-    state: &ServerState,
-    session: &SessionHandle,
-    e: mpsc::error::TrySendError<Packet>,
-) {
-    let full = matches!(e, mpsc::error::TrySendError::Full(_));
+async fn undelivered(state: &ServerState, session: &SessionHandle, e: queue::TrySendError<Packet>) {
+    let full = matches!(e, queue::TrySendError::Full(_));
     let stanza = e.into_inner().into_element(&session.jid);
     if full {
         tracing::warn!(jid = %session.jid, "session cannot keep up with its stanzas: closing it");
@@ -393,11 +403,36 @@ pub async fn route_shared(
 }
 
 /// Re-route what the closed session `jid` had still queued (never silently dropped).
-pub async fn drain(state: &ServerState, jid: &FullJid, mut queue: mpsc::Receiver<Packet>) {
+pub async fn drain(state: &ServerState, jid: &FullJid, mut queue: queue::Receiver<Packet>) {
     queue.close();
     while let Ok(packet) = queue.try_recv() {
-        route(state, packet.into_element(jid)).await;
+        reroute(state, packet.into_element(jid)).await;
     }
+}
+
+/// Route again a stanza a closed session did not deliver. A message gets a
+/// XEP-0203 delay stamp, as one from offline storage would: it may reach
+/// another resource only now, and clients sort and mark it by that stamp.
+pub async fn reroute(state: &ServerState, mut el: Element) {
+    if Kind::of(&el) == Some(Kind::Message)
+        && el.get_child("delay", crate::xmpp::ns::DELAY).is_none()
+    {
+        let domain = el
+            .attr("to")
+            .and_then(|t| Jid::new(t).ok())
+            .map(|j| j.domain().to_string())
+            .unwrap_or_else(|| state.config.default_domain().to_owned());
+        let mut delay = Element::bare("delay", crate::xmpp::ns::DELAY);
+        stanza::set_attr(&mut delay, "from", domain);
+        stanza::set_attr(
+            &mut delay,
+            "stamp",
+            crate::xmpp::datetime(crate::storage::now_micros()),
+        );
+        delay.append_text("Resent: the connection it was queued on closed");
+        el.append_child(delay);
+    }
+    route(state, el).await;
 }
 
 #[cfg(test)]
@@ -422,8 +457,8 @@ mod tests {
         state: &ServerState,
         jid: &str,
         queue: usize,
-    ) -> (SessionHandle, mpsc::Receiver<Packet>) {
-        let (tx, rx) = mpsc::channel(queue);
+    ) -> (SessionHandle, queue::Receiver<Packet>) {
+        let (tx, rx) = queue::channel(queue);
         let handle = SessionHandle {
             id: state.sessions.next_id(),
             jid: FullJid::new(jid).expect("jid"),

@@ -11,7 +11,6 @@ use minidom::Element;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use super::packet::Packet;
@@ -88,7 +87,7 @@ impl StoredPresence {
 pub struct SessionHandle {
     pub id: SessionId,
     pub jid: FullJid,
-    pub tx: mpsc::Sender<Packet>,
+    pub tx: super::queue::Sender<Packet>,
     pub control: Arc<SessionControl>,
     /// Presence priority once the session sent available presence.
     pub priority: Option<i8>,
@@ -274,8 +273,8 @@ mod tests {
         s: &Sessions,
         jid: &str,
         root: &CancellationToken,
-    ) -> (SessionHandle, mpsc::Receiver<Packet>) {
-        let (tx, rx) = mpsc::channel(4);
+    ) -> (SessionHandle, crate::router::queue::Receiver<Packet>) {
+        let (tx, rx) = crate::router::queue::channel(4);
         (
             SessionHandle {
                 id: s.next_id(),

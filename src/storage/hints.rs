@@ -84,7 +84,10 @@ impl MayHave {
             return;
         };
         let mut accounts = self.lock();
-        if accounts.get(user).is_some_and(|e| e.begun == begun && e.in_flight == 0) {
+        if accounts
+            .get(user)
+            .is_some_and(|e| e.begun == begun && e.in_flight == 0)
+        {
             accounts.remove(user);
         }
     }

@@ -43,7 +43,12 @@ impl crate::storage::Storage {
                 };
                 match jid {
                     Ok(j) => users.push(j),
-                    Err(_) => tracing::warn!(table, domain, username, "skipping a row with an invalid owner"),
+                    Err(_) => tracing::warn!(
+                        table,
+                        domain,
+                        username,
+                        "skipping a row with an invalid owner"
+                    ),
                 }
             }
             set.fill(users);
