@@ -2045,6 +2045,19 @@ mod muc {
         Some((sender, seq, nanos))
     }
 
+    /// The optional fifth field of a body (`jb SENDER SEQ PLANNED SENT`):
+    /// when the message actually left the generator, in ns.
+    pub fn parse_sent(stanza: &[u8]) -> Option<u64> {
+        let at = find(stanza, MARKER)? + MARKER.len();
+        let rest = &stanza[at..];
+        let end = rest.iter().position(|&b| b == b'<')?;
+        let field = rest[..end].split(|&b| b == b' ').nth(3)?;
+        if field.is_empty() || field.len() > 20 || !field.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(field).ok()?.parse().ok()
+    }
+
     /// When sending starts and stops.
     #[derive(Clone, Copy)]
     struct Go {
@@ -2705,13 +2718,17 @@ mod muc {
 
     #[cfg(test)]
     mod tests {
-        use super::parse_body;
+        use super::{parse_body, parse_sent};
 
         #[test]
         fn reads_the_benchmark_body() {
             let m = b"<message from='bench1@conference.localhost/u1' type='groupchat'>\
                       <body>jb 1 42 1234567890</body><stanza-id xmlns='urn:xmpp:sid:0'/></message>";
             assert_eq!(parse_body(m), Some((1, 42, 1234567890)));
+            assert_eq!(parse_sent(m), None);
+            let m5 = b"<message><body>jb 1 42 1234567890 1234567999</body></message>";
+            assert_eq!(parse_body(m5), Some((1, 42, 1234567890)));
+            assert_eq!(parse_sent(m5), Some(1234567999));
             assert_eq!(parse_body(b"<message><body>hello</body></message>"), None);
             assert_eq!(
                 parse_body(b"<message><body>jb 1 x 3</body></message>"),
@@ -2736,7 +2753,7 @@ mod muc {
 /// (PLACE: 0 or 1 in the pair; NANOS: planned send time since the run's
 /// base instant), serialised from a prefix formatted once per session.
 mod msg {
-    use super::muc::parse_body;
+    use super::muc::{parse_body, parse_sent};
     use super::proc::{CpuMark, kib};
     use super::scan::{Flow, Splitter, has_attr, snippet, start_tag};
     use super::stats::Histogram;
@@ -2768,6 +2785,9 @@ mod msg {
         /// Latest delivery, in ns since `base`.
         last_delivery: AtomicU64,
         latency: Histogram,
+        /// Latency from the moment each message was written (open loop:
+        /// without the lateness of the generator's 1 ms timer).
+        send_latency: Histogram,
         cancel: CancellationToken,
         /// After the drain, if messages are missing: each session sends a
         /// whitespace keepalive, to tell "held by the server until more
@@ -2840,6 +2860,11 @@ mod msg {
                     }
                     got += 1;
                     shared.latency.record_us(now.saturating_sub(sent_at) / 1000);
+                    if let Some(written) = parse_sent(stanza) {
+                        shared
+                            .send_latency
+                            .record_us(now.saturating_sub(written) / 1000);
+                    }
                     if seq < self.next_seq {
                         self.out_of_order += 1;
                     }
@@ -2874,10 +2899,11 @@ mod msg {
             Ok(())
         }
 
-        /// Append the next message, stamped `at` (ns), to `out`.
-        fn message(&mut self, out: &mut Vec<u8>, at: u64) {
+        /// Append the next message, planned at `at` and written at
+        /// `written` (ns), to `out`.
+        fn message(&mut self, out: &mut Vec<u8>, at: u64, written: u64) {
             out.extend_from_slice(&self.prefix);
-            let _ = write!(out, "{} {at}</body></message>", self.sent);
+            let _ = write!(out, "{} {at} {written}</body></message>", self.sent);
             self.sent += 1;
         }
 
@@ -2895,7 +2921,7 @@ mod msg {
             out.clear();
             let at = shared.nanos(now);
             for _ in 0..count {
-                self.message(out, at);
+                self.message(out, at, at);
             }
             // Counted before the write: the drain after `send_end` waits for
             // delivered == sent, and must not end while a write is under way.
@@ -2917,8 +2943,9 @@ mod msg {
             };
             out.clear();
             let (mut count, mut late) = (0u64, 0u64);
+            let written = shared.nanos(Instant::now());
             while at <= now && at < shared.send_end {
-                self.message(out, shared.nanos(at));
+                self.message(out, shared.nanos(at), written);
                 count += 1;
                 late += u64::from(now.saturating_duration_since(at) > LATE);
                 at += interval;
@@ -3099,6 +3126,7 @@ mod msg {
             late: AtomicU64::new(0),
             last_delivery: AtomicU64::new(0),
             latency: Histogram::default(),
+            send_latency: Histogram::default(),
             cancel: CancellationToken::new(),
             senders_left: AtomicU64::new(if interval.is_some() { users as u64 } else { 0 }),
             poke: CancellationToken::new(),
@@ -3238,7 +3266,8 @@ mod msg {
             "msg users={users} pairs={pairs} mode={mode} duration_s={} sent={sent} \
              delivered={delivered} lost={lost} extra={extra} out_of_order={out_of_order} \
              errors={} closed={closed} late={} delivered_per_s={:.0} lat_p50_ms={:.2} \
-             lat_p99_ms={:.2} lat_max_ms={:.2} server_cpu_pct={} gen_cpu_pct={} \
+             lat_p99_ms={:.2} lat_max_ms={:.2} send_lat_p50_ms={:.2} send_lat_p99_ms={:.2} \
+             send_lat_max_ms={:.2} server_cpu_pct={} gen_cpu_pct={} \
              delivered_per_server_cpu_s={} server_rss_before_kib={} server_rss_ready_kib={} \
              server_rss_after_kib={} server_hwm_kib={} login_s={login_s:.1} gen_rss_kib={}",
             args.duration,
@@ -3248,6 +3277,9 @@ mod msg {
             shared.latency.percentile_ms(50.0),
             shared.latency.percentile_ms(99.0),
             shared.latency.max_ms(),
+            shared.send_latency.percentile_ms(50.0),
+            shared.send_latency.percentile_ms(99.0),
+            shared.send_latency.max_ms(),
             cpu.server_pct(),
             cpu.generator_pct(),
             cpu.per_server_cpu_s(delivered),

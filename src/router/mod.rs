@@ -403,7 +403,7 @@ pub async fn route_shared(
 }
 
 /// Re-route what the closed session `jid` had still queued (never silently dropped).
-pub async fn drain(state: &ServerState, jid: &FullJid, mut queue: queue::Receiver<Packet>) {
+pub async fn drain(state: &ServerState, jid: &FullJid, queue: &mut queue::Receiver<Packet>) {
     queue.close();
     while let Ok(packet) = queue.try_recv() {
         reroute(state, packet.into_element(jid)).await;
@@ -527,7 +527,7 @@ mod tests {
         let bob = jid::BareJid::new("bob@localhost").expect("jid");
         let creds = crate::auth::StoredCredentials::from_password("x", 4096).expect("creds");
         state.storage.create(&bob, &creds).await.expect("account");
-        let (handle, rx) = session(&state, "bob@localhost/b", 2);
+        let (handle, mut rx) = session(&state, "bob@localhost/b", 2);
         for i in 0..5 {
             route(
                 &state,
@@ -546,7 +546,7 @@ mod tests {
         // What did not fit went offline; what was queued goes offline when the session drains.
         assert_eq!(state.storage.count_offline(&bob).await.expect("count"), 3);
         state.sessions.unbind(&handle.jid, handle.id);
-        drain(&state, &handle.jid, rx).await;
+        drain(&state, &handle.jid, &mut rx).await;
         let stored = state.storage.load_offline(&bob, 10).await.expect("load");
         let bodies: Vec<_> = stored
             .iter()
