@@ -6,7 +6,6 @@
 //! XEP-0203 delay stamps, belongs to the IM core.
 
 use crate::storage::StorageError;
-use crate::xmpp::ns;
 use jid::BareJid;
 use minidom::Element;
 use std::future::Future;
@@ -17,11 +16,11 @@ pub const BATCH: i64 = 100;
 /// A stored message as it is handed over: with its XEP-0203 delay stamp.
 pub fn with_delay(m: &OfflineMessage, domain: &str) -> Option<Element> {
     let mut el: Element = m.stanza.parse().ok()?;
-    let mut delay = Element::bare("delay", ns::DELAY);
-    crate::xmpp::stanza::set_attr(&mut delay, "from", domain);
-    crate::xmpp::stanza::set_attr(&mut delay, "stamp", crate::xmpp::datetime(m.stamp));
-    delay.append_text("Offline storage");
-    el.append_child(delay);
+    el.append_child(crate::xmpp::stanza::delay(
+        domain,
+        m.stamp,
+        Some("Offline storage"),
+    ));
     Some(el)
 }
 

@@ -422,15 +422,11 @@ pub async fn reroute(state: &ServerState, mut el: Element) {
             .and_then(|t| Jid::new(t).ok())
             .map(|j| j.domain().to_string())
             .unwrap_or_else(|| state.config.default_domain().to_owned());
-        let mut delay = Element::bare("delay", crate::xmpp::ns::DELAY);
-        stanza::set_attr(&mut delay, "from", domain);
-        stanza::set_attr(
-            &mut delay,
-            "stamp",
-            crate::xmpp::datetime(crate::storage::now_micros()),
-        );
-        delay.append_text("Resent: the connection it was queued on closed");
-        el.append_child(delay);
+        el.append_child(stanza::delay(
+            &domain,
+            crate::storage::now_micros(),
+            Some("Resent: the connection it was queued on closed"),
+        ));
     }
     route(state, el).await;
 }

@@ -99,14 +99,6 @@ impl MayHave {
             accounts.entry(u).or_default().begun += 1;
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The in-memory knowledge shared by every clone of a `Storage`.

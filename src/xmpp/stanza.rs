@@ -28,6 +28,18 @@ impl Kind {
     }
 }
 
+/// A XEP-0203 delay stamp: `from` delayed it, `micros` (since the epoch) is
+/// when it was first received, `reason` the optional human-readable text.
+pub fn delay(from: &str, micros: i64, reason: Option<&str>) -> Element {
+    let mut d = Element::bare("delay", ns::DELAY);
+    set_attr(&mut d, "from", from);
+    set_attr(&mut d, "stamp", super::datetime(micros));
+    if let Some(r) = reason {
+        d.append_text(r);
+    }
+    d
+}
+
 /// Set (or replace) an unqualified attribute whose name is a literal.
 pub fn set_attr(el: &mut Element, name: &'static str, value: impl Into<String>) {
     el.set_attr(Namespace::none().clone(), rxml_name(name), value.into());

@@ -341,10 +341,7 @@ impl Service {
         for e in picked.into_iter().rev() {
             let mut m = e.message.clone();
             set_attr(&mut m, "to", session.to_string());
-            let mut delay = Element::bare("delay", ns::DELAY);
-            set_attr(&mut delay, "from", room.jid.to_string());
-            set_attr(&mut delay, "stamp", crate::xmpp::datetime(e.at));
-            m.append_child(delay);
+            m.append_child(crate::xmpp::stanza::delay(room.jid.as_str(), e.at, None));
             outs.push(m);
         }
         for m in outs {
