@@ -2025,37 +2025,36 @@ mod muc {
 
     /// Sender, sequence number and send time of a benchmark message.
     pub fn parse_body(stanza: &[u8]) -> Option<(usize, u64, u64)> {
-        let at = find(stanza, MARKER)? + MARKER.len();
-        let rest = &stanza[at..];
-        let end = rest.iter().position(|&b| b == b'<')?;
-        let mut fields = rest[..end].split(|&b| b == b' ');
-        let mut number = || -> Option<u64> {
-            let f = fields.next()?;
-            if f.is_empty() || f.len() > 20 {
-                return None;
-            }
-            f.iter().try_fold(0u64, |n, &d| {
-                d.is_ascii_digit()
-                    .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?
-            })
-        };
-        let sender = usize::try_from(number()?).ok()?;
-        let seq = number()?;
-        let nanos = number()?;
+        let mut fields = body_fields(stanza)?;
+        let sender = usize::try_from(number(fields.next()?)?).ok()?;
+        let seq = number(fields.next()?)?;
+        let nanos = number(fields.next()?)?;
         Some((sender, seq, nanos))
     }
 
     /// The optional fifth field of a body (`jb SENDER SEQ PLANNED SENT`):
     /// when the message actually left the generator, in ns.
     pub fn parse_sent(stanza: &[u8]) -> Option<u64> {
+        number(body_fields(stanza)?.nth(3)?)
+    }
+
+    /// The space-separated fields after the benchmark marker.
+    fn body_fields(stanza: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
         let at = find(stanza, MARKER)? + MARKER.len();
         let rest = &stanza[at..];
         let end = rest.iter().position(|&b| b == b'<')?;
-        let field = rest[..end].split(|&b| b == b' ').nth(3)?;
-        if field.is_empty() || field.len() > 20 || !field.iter().all(u8::is_ascii_digit) {
+        Some(rest[..end].split(|&b| b == b' '))
+    }
+
+    /// A decimal u64 field (no sign, no overflow).
+    fn number(f: &[u8]) -> Option<u64> {
+        if f.is_empty() || f.len() > 20 {
             return None;
         }
-        std::str::from_utf8(field).ok()?.parse().ok()
+        f.iter().try_fold(0u64, |n, &d| {
+            d.is_ascii_digit()
+                .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?
+        })
     }
 
     /// When sending starts and stops.
