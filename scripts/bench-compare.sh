@@ -17,7 +17,10 @@
 #
 # Scenarios: idle, login (PLAIN on all three, SCRAM-SHA-256 on Jaseur too),
 # msg (closed loop and one open-loop rate), muc (rooms of MUC_ROOM, closed
-# loop). A scenario that jaseur-bench does not know yet is skipped.
+# loop), storm (STORM_USERS authenticated streams send mutated stanzas for
+# STORM_DURATION seconds while probe accounts log in and chat; not in the
+# default list: SCENARIOS=storm SERVERS="jaseur prosody" runs it alone).
+# A scenario that jaseur-bench does not know yet is skipped.
 #
 # Environment (defaults in brackets):
 #   SERVERS       servers to measure ["jaseur ejabberd prosody"]
@@ -29,6 +32,10 @@
 #   MUC_SENDERS   senders per room [2]
 #   DURATION      seconds of sending in msg and muc [10]
 #   WINDOW        closed loop: messages in flight per sender [1]
+#   STORM_USERS   hostile sessions of storm [50] (N must be 2 more)
+#   STORM_DURATION  seconds of storm [45]
+#   STORM_RATE    stanzas/s across the hostile sessions [2000]
+#   STORM_SEED    [1]
 #   MSG_RATE      open-loop msg rate, messages/s [5000]; 0 skips it; "auto":
 #                 80 % of ejabberd's closed-loop rate of this run (ejabberd
 #                 then runs first), the rate of the budget's latency target
@@ -102,6 +109,14 @@ print_table() {
         row("msg open loop " orate "/s: p99 ms from the actual send", 1, "msg-open", "msg-open", "send_lat_p99_ms")
         row("muc rooms of " room " closed loop: delivered/s", 0, "muc-closed", "muc-closed", "delivered_per_s")
         row("muc rooms of " room " closed loop: delivered per server CPU-s", 0, "muc-closed", "muc-closed", "delivered_per_server_cpu_s")
+        row("storm: stanzas sent", 0, "storm", "storm", "sent")
+        row("storm: streams the server closed", 0, "storm", "storm", "server_closed")
+        row("storm: probe failures", 1, "storm", "storm", "probe_failures")
+        row("storm: probe p50 ms (login + message)", 1, "storm", "storm", "probe_p50_ms")
+        row("storm: probe max ms", 1, "storm", "storm", "probe_max_ms")
+        row("storm: RSS growth KiB (peak - start)", 1, "storm", "storm", "rss_growth_kib")
+        row("storm: RSS KiB 5 s after", 1, "storm", "storm", "rss_settled_kib")
+        row("storm: server CPU %", 1, "storm", "storm", "server_cpu")
         if (lostnote != "") { print ""; print "Lost messages or failed runs:"; printf "%s", lostnote }
     }' "$1"
 }
@@ -119,6 +134,10 @@ MSG_USERS=${MSG_USERS:-1000}
 MUC_USERS=${MUC_USERS:-1000}
 MUC_ROOM=${MUC_ROOM:-100}
 MUC_SENDERS=${MUC_SENDERS:-2}
+STORM_USERS=${STORM_USERS:-50}
+STORM_DURATION=${STORM_DURATION:-45}
+STORM_RATE=${STORM_RATE:-2000}
+STORM_SEED=${STORM_SEED:-1}
 DURATION=${DURATION:-10}
 WINDOW=${WINDOW:-1}
 MSG_RATE=${MSG_RATE:-5000}
@@ -136,8 +155,8 @@ EJABBERD_SCHEDULERS=${EJABBERD_SCHEDULERS:-1}
 log() { echo "== $*" >&2; }
 die() { echo "bench-compare: $*" >&2; exit 1; }
 
-for u in $((N)) $((MSG_USERS)) $((MUC_USERS)); do
-    [ "$u" -le "$N" ] || die "MSG_USERS and MUC_USERS must not exceed N=$N"
+for u in $((N)) $((MSG_USERS)) $((MUC_USERS)) $((STORM_USERS + 2)); do
+    [ "$u" -le "$N" ] || die "MSG_USERS, MUC_USERS and STORM_USERS + 2 must not exceed N=$N"
 done
 [ "$(id -u)" = 0 ] || die "run as root (installs packages, runs servers as their own users)"
 command -v taskset >/dev/null || die "taskset (util-linux) is missing"
@@ -428,7 +447,7 @@ FAILED=0
 : >"$RESULTS"
 {
     echo "# bench-compare $(date -u +%Y-%m-%dT%H:%M:%SZ) jaseur=$JASEUR_VERSION prosody=$PROSODY_VERSION ejabberd=$EJABBERD_VERSION"
-    echo "# N=$N MSG_USERS=$MSG_USERS MUC_USERS=$MUC_USERS MUC_ROOM=$MUC_ROOM DURATION=$DURATION WINDOW=$WINDOW MSG_RATE=$MSG_RATE EJABBERD_SCHEDULERS=$EJABBERD_SCHEDULERS cpus=$(nproc) server=cpu0 generator=cpu1"
+    echo "# N=$N STORM_USERS=$STORM_USERS STORM_DURATION=$STORM_DURATION STORM_RATE=$STORM_RATE STORM_SEED=$STORM_SEED MSG_USERS=$MSG_USERS MUC_USERS=$MUC_USERS MUC_ROOM=$MUC_ROOM DURATION=$DURATION WINDOW=$WINDOW MSG_RATE=$MSG_RATE EJABBERD_SCHEDULERS=$EJABBERD_SCHEDULERS cpus=$(nproc) server=cpu0 generator=cpu1"
 } >>"$RESULTS"
 
 # run SERVER LABEL SCENARIO [jaseur-bench options]: one run on a freshly
@@ -509,6 +528,9 @@ for server in $SERVERS; do
                     run "$server" msg-open msg --users "$MSG_USERS" --rate "$rate" --duration "$DURATION"
                 fi
                 ;;
+            storm)
+                run "$server" storm storm --users "$STORM_USERS" --duration "$STORM_DURATION" \
+                    --rate "$STORM_RATE" --seed "$STORM_SEED" ;;
             muc)
                 run "$server" muc-closed muc --users "$MUC_USERS" --room-size "$MUC_ROOM" \
                     --senders "$MUC_SENDERS" --window "$WINDOW" --duration "$DURATION" ;;

@@ -95,6 +95,8 @@ pub struct C2sConfig {
     pub handshake_timeout: u64,
     /// Stanzas queued towards one session before it is judged too slow and closed.
     pub queue_size: usize,
+    /// Bytes of stanzas queued towards one session before it is judged too slow and closed.
+    pub queue_bytes: usize,
     /// Open client connections at most.
     pub max_connections: usize,
     pub resource_conflict: ResourceConflict,
@@ -495,6 +497,7 @@ impl Default for C2sConfig {
             max_attributes: 64,
             handshake_timeout: 60,
             queue_size: 2048,
+            queue_bytes: 1024 * 1024,
             max_connections: 100_000,
             resource_conflict: ResourceConflict::Replace,
             ping_interval: 300,
@@ -623,6 +626,15 @@ impl Config {
             return Err(invalid(
                 "c2s.queue_size",
                 "queue_size and max_connections must be above 0".into(),
+            ));
+        }
+        if self.c2s.queue_bytes < self.c2s.max_stanza_size {
+            return Err(invalid(
+                "c2s.queue_bytes",
+                format!(
+                    "must be at least c2s.max_stanza_size ({}): a stanza of the largest size must fit behind others",
+                    self.c2s.max_stanza_size
+                ),
             ));
         }
         if self.muc.enabled {

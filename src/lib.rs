@@ -11,6 +11,7 @@
 //! - `router`: where a stanza goes; the session registry.
 //! - `features`: what the server answers itself (listed in `features/mod.rs`).
 //! - `storage`: the SQL database and the stores' implementations.
+//! - `memory`: giving freed memory back to the system after large stanzas.
 //! - `admin`: the local admin socket used by the CLI.
 //! - `cli`: the sysadmin's commands.
 //! - `xmpp`: pure protocol helpers.
@@ -21,6 +22,7 @@ pub mod c2s;
 pub mod cli;
 pub mod config;
 pub mod features;
+pub mod memory;
 pub mod muc;
 pub mod router;
 pub mod sasl;

@@ -87,6 +87,29 @@ pub async fn start(config: Config) -> anyhow::Result<()> {
     run(listeners, admin, state).await
 }
 
+/// Log panics as one error line through `tracing`, inside the span of the
+/// task that panicked (a session's names its peer and JID). tokio catches a
+/// task's panic and the server goes on; without this the line would go to
+/// stderr without the context that says whose session it was.
+fn log_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            tracing::error!(%location, "panic: {message}");
+        }));
+    });
+}
+
 /// Serve on already-bound listeners until shutdown is requested.
 pub async fn run(
     listeners: Listeners,
@@ -94,7 +117,10 @@ pub async fn run(
     state: Arc<ServerState>,
 ) -> anyhow::Result<()> {
     crate::features::last::mark_start();
+    log_panics();
+    crate::memory::configure();
     let tasks = TaskTracker::new();
+    tasks.spawn(crate::memory::trim_task(state.shutdown.clone()));
     let starttls = Listeners::addrs(&listeners.starttls);
     let direct = Listeners::addrs(&listeners.direct_tls);
     for l in listeners.starttls {

@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Large stanzas routed again at once when sessions close.
+const LARGE_REROUTES: usize = 4;
+
 /// Everything the listeners, sessions and features share.
 pub struct ServerState {
     pub config: Arc<Config>,
@@ -36,6 +39,8 @@ pub struct ServerState {
     pub shared_rosters: crate::features::roster::shared::SharedRosters,
     /// The command queues of the MUC services.
     pub muc: crate::muc::Services,
+    /// Large stanzas being routed again at once (see `router::reroute_packet`).
+    pub large_reroutes: tokio::sync::Semaphore,
     connections: AtomicUsize,
 }
 
@@ -68,6 +73,7 @@ impl ServerState {
             directories,
             shared_rosters: Default::default(),
             muc: Default::default(),
+            large_reroutes: tokio::sync::Semaphore::new(LARGE_REROUTES),
             connections: AtomicUsize::new(0),
         })
     }

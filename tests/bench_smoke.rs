@@ -25,17 +25,7 @@ fn number(line: &str, key: &str) -> u64 {
 
 fn server_with_users() -> Server {
     let server = Server::start();
-    let list: String = (1..=20)
-        .map(|i| format!("user{i}@localhost pass{i}\n"))
-        .collect();
-    let file = server.dir.path().join("users.txt");
-    std::fs::write(&file, list).expect("users file");
-    let out = server.cli(&["user", "add", "--bulk", file.to_str().expect("utf-8 path")]);
-    assert!(
-        out.status.success(),
-        "user add --bulk failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.add_numbered_users(20);
     server
 }
 

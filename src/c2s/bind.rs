@@ -107,8 +107,9 @@ pub async fn bind(
 /// What a successful bind hands the session.
 pub struct BoundParts {
     pub jid: FullJid,
-    pub handle: SessionHandle,
-    pub queue: crate::router::queue::Receiver<crate::router::sessions::Packet>,
+    /// Held from the moment the resource is registered, so that a stream
+    /// that fails before the session starts still leaves the registry.
+    pub binding: super::binding::Binding,
 }
 
 fn try_bind(
@@ -122,7 +123,10 @@ fn try_bind(
         let part = ResourcePart::new(&resource)
             .map_err(|_| StanzaError::new(Condition::BadRequest).with_text("invalid resource"))?;
         let jid = user.with_resource(&part);
-        let (tx, queue) = crate::router::queue::channel(state.config.c2s.queue_size);
+        let (tx, queue) = crate::router::queue::channel(
+            state.config.c2s.queue_size,
+            state.config.c2s.queue_bytes,
+        );
         let handle = SessionHandle {
             id: state.sessions.next_id(),
             jid: jid.clone(),
@@ -135,11 +139,11 @@ fn try_bind(
         };
         match state.sessions.bind(handle.clone(), policy) {
             BindOutcome::Bound(jid) => {
+                let binding = super::binding::Binding::new(state.clone(), handle, queue);
                 return Ok((
                     BoundParts {
                         jid: jid.clone(),
-                        handle,
-                        queue,
+                        binding,
                     },
                     jid,
                 ));

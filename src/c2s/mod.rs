@@ -1,6 +1,7 @@
 //! Client-to-server listeners: STARTTLS (RFC 6120 §5) and direct TLS (XEP-0368).
 
 pub mod bind;
+pub mod binding;
 pub mod sasl;
 pub mod session;
 

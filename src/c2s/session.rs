@@ -27,6 +27,9 @@ pub type Tls = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// Stanzas written in one batch when several are queued.
 const WRITE_BATCH: usize = 32;
+/// Bytes past which a batch takes no more stanzas: the batch is a copy of
+/// what the queue holds, and a session's memory is bounded by its queue.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// How long a closing peer gets to read our last words.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -299,13 +302,10 @@ async fn negotiate(
     match result {
         Ok((parts, lang)) => Some(Established {
             stream: s.stream,
-            handle: parts.handle,
-            queue: parts.queue,
+            binding: parts.binding,
             lang,
             to_attr: router::packet::to_attr(&parts.jid).into_boxed_slice(),
             jid: parts.jid,
-            unsent: Vec::new(),
-            presence: presence::SessionPresence::default(),
         }),
         Err(end) => {
             s.fail(end, state).await;
@@ -318,16 +318,12 @@ async fn negotiate(
 pub struct Established {
     pub stream: XmlStream<Tls>,
     pub jid: FullJid,
-    pub handle: crate::router::sessions::SessionHandle,
-    pub queue: crate::router::queue::Receiver<Packet>,
+    /// The registry entry, queue and presence, released whatever ends the session.
+    binding: super::binding::Binding,
     /// The stream's xml:lang, given to stanzas that carry none (RFC 6120 §4.7.4).
     pub lang: Option<String>,
     /// ` to="JID"` for shared stanzas, escaped once rather than per stanza.
     to_attr: Box<[u8]>,
-    /// Stanzas taken from the queue whose write did not complete.
-    unsent: Vec<Packet>,
-    /// This session's presence state.
-    presence: presence::SessionPresence,
 }
 
 impl Established {
@@ -343,13 +339,13 @@ impl Established {
             let end = session.serve(state).await;
             // Boxed: closing runs once, and its state need not be reserved in
             // every idle session's future.
-            Box::pin(session.finish(state, end)).await;
+            Box::pin(session.finish(end)).await;
         }
     }
 
     /// Unbind, say goodbye, tell the contacts, re-route what was queued.
-    async fn finish(&mut self, state: &Arc<ServerState>, end: End) {
-        state.sessions.unbind(&self.jid, self.handle.id);
+    async fn finish(&mut self, end: End) {
+        self.binding.unbind();
         match end {
             End::Error(reason) => {
                 tracing::info!(error = %reason, "closing stream");
@@ -357,7 +353,7 @@ impl Established {
                     // The account is gone (deleted or removed by its owner): what
                     // was queued, such as the removal's own result, is written
                     // before closing, since re-routing it leads nowhere.
-                    while let Ok(p) = self.queue.try_recv() {
+                    while let Ok(p) = self.binding.queue.try_recv() {
                         let mut bytes = Vec::new();
                         p.write_to(&mut bytes, &self.jid, &self.to_attr);
                         match tokio::time::timeout(CLOSE_TIMEOUT, self.stream.write_bytes(&bytes))
@@ -365,7 +361,7 @@ impl Established {
                         {
                             Ok(Ok(())) => {}
                             _ => {
-                                self.unsent.push(p);
+                                self.binding.unsent.push(p);
                                 break;
                             }
                         }
@@ -378,17 +374,12 @@ impl Established {
             }
             End::Closed | End::Io(_) => tracing::info!("connection lost"),
         }
-        for packet in std::mem::take(&mut self.unsent) {
-            router::reroute(state, packet.into_element(&self.jid)).await;
-        }
-        // RFC 6121 §4.5.2: contacts learn at once that this resource is gone.
-        presence::go_unavailable(state, &self.jid, self.handle.id, None, &mut self.presence).await;
-        router::drain(state, &self.jid, &mut self.queue).await;
+        self.binding.release().await;
         tracing::info!("session closed");
     }
 
     async fn serve(&mut self, state: &Arc<ServerState>) -> End {
-        let control = self.handle.control.clone();
+        let control = self.binding.handle.control.clone();
         let interval = Duration::from_secs(state.config.c2s.ping_interval);
         let timeout = Duration::from_secs(state.config.c2s.ping_timeout);
         let mut last_heard = tokio::time::Instant::now();
@@ -419,7 +410,7 @@ impl Established {
                     }
                     ping_sent = Some(tokio::time::Instant::now());
                 }
-                packet = self.queue.recv() => {
+                packet = self.binding.queue.recv() => {
                     let Some(first) = packet else { return End::Closed };
                     // Boxed, like the element handling below: the futures of the
                     // busy paths would otherwise enlarge every idle session.
@@ -444,7 +435,8 @@ impl Established {
         }
     }
 
-    /// Write one queued stanza and whatever else is already waiting, in one flush.
+    /// Write one queued stanza and whatever else is already waiting, in one
+    /// flush of at most about `WRITE_BATCH_BYTES`.
     async fn write_batch(
         &mut self,
         first: Packet,
@@ -454,7 +446,10 @@ impl Established {
         first.write_to(&mut out, &self.jid, &self.to_attr);
         let mut batch = vec![first];
         for _ in 0..WRITE_BATCH {
-            match self.queue.try_recv() {
+            if out.len() >= WRITE_BATCH_BYTES {
+                break;
+            }
+            match self.binding.queue.try_recv() {
                 Ok(next) => {
                     next.write_to(&mut out, &self.jid, &self.to_attr);
                     batch.push(next);
@@ -472,7 +467,7 @@ impl Established {
         if result.is_err() {
             // Part of the batch may have reached the peer, but we cannot know
             // which: route it all again (at least once beats lost).
-            self.unsent = batch;
+            self.binding.unsent = batch;
         }
         result
     }
@@ -567,9 +562,11 @@ impl Established {
             };
             let mut out = Vec::new();
             for m in &batch {
-                match offline::with_delay(m, owner.domain().as_str()) {
-                    Some(el) => out.extend_from_slice(&stanza::to_bytes(&el)),
-                    None => tracing::warn!(id = m.id, "dropping an unreadable offline message"),
+                match offline::with_delay(m, owner.domain().as_str())
+                    .map(|el| stanza::to_bytes(&el))
+                {
+                    Some(Ok(bytes)) => out.extend_from_slice(&bytes),
+                    _ => tracing::warn!(id = m.id, "dropping an unreadable offline message"),
                 }
             }
             self.stream.write_bytes(&out).await.map_err(End::Io)?;
@@ -586,9 +583,15 @@ impl Established {
     /// Presence from the client: broadcast, directed, or subscription management.
     async fn handle_presence(&mut self, state: &Arc<ServerState>, el: Element) -> Result<(), End> {
         if el.attr("to").is_none() {
-            let hand_over =
-                presence::broadcast(state, &self.jid, self.handle.id, el, &mut self.presence).await;
-            self.handle.priority = state.sessions.get(&self.jid).and_then(|h| h.priority);
+            let hand_over = presence::broadcast(
+                state,
+                &self.jid,
+                self.binding.handle.id,
+                el,
+                &mut self.binding.presence,
+            )
+            .await;
+            self.binding.handle.priority = state.sessions.get(&self.jid).and_then(|h| h.priority);
             if hand_over {
                 self.send_offline(state).await?;
                 crate::features::announce::on_available(state, &self.jid).await;
@@ -610,7 +613,7 @@ impl Established {
             // Probes are the server's business (RFC 6121 §4.3).
             Some("probe") => {}
             _ => {
-                presence::track_directed(&mut self.presence, &el);
+                presence::track_directed(&mut self.binding.presence, &el);
                 router::route(state, el).await;
             }
         }

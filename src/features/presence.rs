@@ -481,9 +481,13 @@ async fn inbound_change(
             }
             let mut request = el.clone();
             set_attr(&mut request, "to", user.as_str());
-            let xml = String::from_utf8_lossy(&stanza::to_bytes(&request)).into_owned();
-            if let Err(e) = state.storage.store_request(user, contact, &xml).await {
-                tracing::error!(error = %e, "cannot store a subscription request");
+            match stanza::to_string(&request) {
+                Ok(xml) => {
+                    if let Err(e) = state.storage.store_request(user, contact, &xml).await {
+                        tracing::error!(error = %e, "cannot store a subscription request");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot store a subscription request"),
             }
             out.deliver = true;
         }

@@ -95,8 +95,8 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
             "private storage holds at most {limit} bytes per account"
         ))
     };
-    let xml = String::from_utf8(stanza::to_bytes(item))
-        .map_err(|_| StanzaError::new(Condition::BadRequest))?;
+    let xml = stanza::to_string(item)
+        .map_err(|e| StanzaError::new(Condition::BadRequest).with_text(e.to_string()))?;
     if xml.is_empty() {
         return Err(StanzaError::new(Condition::BadRequest).with_text("unserialisable element"));
     }
@@ -176,7 +176,7 @@ mod tests {
         );
         let item = requested(&q).expect("ok");
         assert!(!is_empty(item));
-        let xml = String::from_utf8(stanza::to_bytes(item)).expect("utf-8");
+        let xml = stanza::to_string(item).expect("serialises");
         let back = parse_stored(&xml, "storage:bookmarks", "storage").expect("parses");
         assert_eq!(&back, item);
         assert!(parse_stored(&xml, "storage:rosternotes", "storage").is_none());

@@ -809,7 +809,7 @@ mod tests {
         let item = x.get_child("item", ns::DATA_FORMS).expect("item");
         let cells: Vec<_> = item.children().filter_map(|f| f.attr("var")).collect();
         assert_eq!(columns, cells);
-        let xml = String::from_utf8(stanza::to_bytes(&q)).expect("utf-8");
+        let xml = stanza::to_string(&q).expect("serialises");
         assert!(
             xml.contains("<value>jean.dupont@univ-lille.fr</value>"),
             "{xml}"

@@ -151,10 +151,7 @@ impl Attributes for Entry {
 pub fn directory_text(s: &str) -> String {
     s.trim()
         .chars()
-        // XML 1.0 §2.2 Char (Rust chars are never surrogates).
-        .filter(|&c| {
-            matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
-        })
+        .filter(|&c| crate::xmpp::chars::is_char(c))
         .collect()
 }
 
@@ -305,17 +302,16 @@ async fn set(req: &IqRequest<'_>, owner: &BareJid) -> IqResult {
 /// The vCard as it is stored: the element serialised with its namespace, so
 /// that it parses back on its own. Refused beyond `limit` bytes.
 pub fn serialise(vcard: &Element, limit: usize) -> Result<String, StanzaError> {
-    let bytes = stanza::to_bytes(vcard);
-    if bytes.is_empty() {
+    let xml = stanza::to_string(vcard)
+        .map_err(|e| StanzaError::new(Condition::BadRequest).with_text(e.to_string()))?;
+    if xml.is_empty() {
         return Err(StanzaError::new(Condition::BadRequest).with_text("unserialisable vCard"));
     }
-    if bytes.len() > limit {
+    if xml.len() > limit {
         return Err(StanzaError::new(Condition::NotAcceptable)
             .with_text(format!("a vCard may hold at most {limit} bytes")));
     }
-    // Serialising an element parsed from valid XML gives UTF-8.
-    String::from_utf8(bytes)
-        .map_err(|_| StanzaError::new(Condition::BadRequest).with_text("vCard is not UTF-8"))
+    Ok(xml)
 }
 
 /// A stored vCard back as an element; None if the database holds garbage.

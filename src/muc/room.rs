@@ -74,6 +74,8 @@ pub struct HistoryEntry {
     pub at: i64,
     pub stanza_id: String,
     pub chars: usize,
+    /// Its serialised size, counted against a newcomer's queue (`c2s.queue_bytes`).
+    pub bytes: usize,
 }
 
 #[derive(Debug)]

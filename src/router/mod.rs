@@ -15,7 +15,7 @@ use crate::xmpp::stanza::{self, Kind};
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use packet::{Packet, SharedStanza};
-use sessions::SessionHandle;
+use sessions::{SessionHandle, SessionId};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
@@ -160,11 +160,16 @@ async fn to_full(state: &ServerState, kind: Kind, to: &FullJid, stanza: Element)
     if let Some(session) = state.sessions.get(to) {
         return deliver(state, &session, stanza).await;
     }
+    gone_resource(state, kind, to, stanza).await
+}
+
+/// A stanza for a full JID with no live session (RFC 6121 §8.5.3.2).
+async fn gone_resource(state: &ServerState, kind: Kind, to: &FullJid, stanza: Element) {
     let kind_type = stanza.attr("type").unwrap_or("");
     match (kind, kind_type) {
         // RFC 6121 §8.5.3.2.1: chat and normal messages fall back to the bare JID.
         (Kind::Message, "chat" | "normal" | "") => {
-            to_bare(state, kind, &to.to_bare(), stanza).await
+            message_to_bare(state, &to.to_bare(), stanza, None).await
         }
         (Kind::Message, "groupchat") | (Kind::Iq, "get" | "set") => {
             bounce(
@@ -203,19 +208,34 @@ async fn to_bare(state: &ServerState, kind: Kind, to: &BareJid, stanza: Element)
             if is_subscription(&stanza) {
                 return features::presence::inbound(state, to, stanza).await;
             }
+            let Some(packet) = serialise(state, &stanza).await else {
+                return;
+            };
             for s in state.sessions.of(to) {
                 if s.presence.is_some() {
-                    deliver(state, &s, stanza.clone()).await;
+                    // Presence to a session that cannot take it is dropped.
+                    let _ = offer(state, &s, packet.clone());
                 }
             }
         }
-        Kind::Message => message_to_bare(state, to, stanza).await,
+        Kind::Message => message_to_bare(state, to, stanza, None).await,
     }
 }
 
 /// RFC 6121 §8.5.2: messages to a bare JID go to the highest-priority
 /// non-negative resource(s); chat and normal messages with none are stored.
-async fn message_to_bare(state: &ServerState, to: &BareJid, stanza: Element) {
+///
+/// `failed` is a session that just refused this stanza. The loop is how a
+/// stanza whose session went away finds another (a recursion through the
+/// delivery functions once overflowed the stack on a dead session): each
+/// round either delivers, stores, or leaves out at least one more session
+/// that refused it, so it ends within the account's resource count.
+async fn message_to_bare(
+    state: &ServerState,
+    to: &BareJid,
+    stanza: Element,
+    failed: Option<SessionId>,
+) {
     let kind_type = stanza.attr("type").unwrap_or("normal");
     if kind_type == "error" {
         return;
@@ -228,34 +248,58 @@ async fn message_to_bare(state: &ServerState, to: &BareJid, stanza: Element) {
         )
         .await;
     }
-    let sessions = state.sessions.of(to);
-    let best = sessions
-        .iter()
-        .filter_map(|s| s.priority)
-        .filter(|p| *p >= 0)
-        .max();
-    if let Some(best) = best {
-        let targets: Vec<&SessionHandle> = sessions
-            .iter()
-            .filter(|s| match kind_type {
-                "headline" => s.priority.is_some_and(|p| p >= 0),
-                _ => s.priority == Some(best),
-            })
+    let headline = kind_type == "headline";
+    let Some(packet) = serialise(state, &stanza).await else {
+        return;
+    };
+    let mut failed: Vec<SessionId> = failed.into_iter().collect();
+    for _ in 0..=sessions::MAX_RESOURCES + 1 {
+        let sessions: Vec<SessionHandle> = state
+            .sessions
+            .of(to)
+            .into_iter()
+            .filter(|s| !failed.contains(&s.id))
             .collect();
-        // The last target takes the stanza itself: with one resource (the
-        // common case) a chat message is never copied.
-        if let Some((last, others)) = targets.split_last() {
-            for s in others {
-                deliver(state, s, stanza.clone()).await;
+        let best = sessions
+            .iter()
+            .filter_map(|s| s.priority)
+            .filter(|p| *p >= 0)
+            .max();
+        if let Some(best) = best {
+            let targets: Vec<&SessionHandle> = sessions
+                .iter()
+                .filter(|s| match headline {
+                    true => s.priority.is_some_and(|p| p >= 0),
+                    false => s.priority == Some(best),
+                })
+                .collect();
+            let mut delivered = false;
+            for s in targets {
+                match offer(state, s, packet.clone()) {
+                    Ok(()) => delivered = true,
+                    Err(_) => failed.push(s.id),
+                }
             }
-            deliver(state, last, stanza).await;
+            if delivered {
+                return;
+            }
+            continue;
         }
-        return;
+        if headline {
+            return;
+        }
+        match store_offline(state, to, &stanza, &failed).await {
+            Offline::Kept => return,
+            Offline::Refused(error) => return bounce(state, &stanza, error).await,
+            // A resource became available meanwhile: deliver to it instead.
+            Offline::SomeoneAvailable => continue,
+        }
     }
-    if kind_type == "headline" {
-        return;
+    // Resources kept appearing and refusing it: keep it for the next login.
+    tracing::warn!(to = %to, "no resource would take a message: storing it");
+    if let Some(error) = keep_offline(state, to, &stanza).await {
+        bounce(state, &stanza, error).await;
     }
-    store_offline(state, to, stanza).await
 }
 
 /// Whether a local account exists (a bound session proves it without a query).
@@ -272,31 +316,43 @@ async fn account_exists(state: &ServerState, user: &BareJid) -> Result<bool, Sta
     }
 }
 
+/// What became of a message for an account with no available resource.
+enum Offline {
+    Kept,
+    Refused(StanzaError),
+    /// A resource (other than those in `failed`) is available after all.
+    SomeoneAvailable,
+}
+
 /// Keep a message for an account with no session to take it.
-pub async fn store_offline(state: &ServerState, to: &BareJid, stanza: Element) {
+async fn store_offline(
+    state: &ServerState,
+    to: &BareJid,
+    stanza: &Element,
+    failed: &[SessionId],
+) -> Offline {
     // A resource that became available while this message was on its way
     // may already have taken its stored messages: under the account's lock
     // (which the hand-over also takes, after becoming available), either it
     // is seen here and gets the message live, or it reads the message after
     // it is stored. Without this the message would wait for the next login.
-    let guard = state.offline_locks.lock(to).await;
+    let _guard = state.offline_locks.lock(to).await;
     if state
         .sessions
         .of(to)
         .iter()
-        .any(|s| s.priority.is_some_and(|p| p >= 0))
+        .any(|s| s.priority.is_some_and(|p| p >= 0) && !failed.contains(&s.id))
     {
-        drop(guard);
-        return Box::pin(message_to_bare(state, to, stanza)).await;
+        return Offline::SomeoneAvailable;
     }
     let refused = match account_exists(state, to).await {
-        Ok(true) => keep_offline(state, to, &stanza).await,
+        Ok(true) => keep_offline(state, to, stanza).await,
         Ok(false) => Some(StanzaError::new(Condition::ServiceUnavailable)),
         Err(e) => Some(e),
     };
-    drop(guard);
-    if let Some(error) = refused {
-        bounce(state, &stanza, error).await;
+    match refused {
+        None => Offline::Kept,
+        Some(error) => Offline::Refused(error),
     }
 }
 
@@ -312,7 +368,13 @@ async fn keep_offline(state: &ServerState, to: &BareJid, stanza: &Element) -> Op
         Ok(_) => {}
         Err(e) => tracing::error!(to = %to, error = %e, "cannot count offline messages"),
     }
-    let xml = String::from_utf8_lossy(&stanza::to_bytes(stanza)).into_owned();
+    let xml = match stanza::to_string(stanza) {
+        Ok(xml) => xml,
+        Err(e) => {
+            tracing::error!(to = %to, error = %e, "cannot store an offline message");
+            return Some(StanzaError::new(Condition::InternalServerError));
+        }
+    };
     if let Err(e) = state.storage.store_offline(to, &xml).await {
         tracing::error!(to = %to, error = %e, "cannot store an offline message");
         return Some(StanzaError::new(Condition::InternalServerError));
@@ -320,29 +382,80 @@ async fn keep_offline(state: &ServerState, to: &BareJid, stanza: &Element) -> Op
     None
 }
 
+/// `stanza` serialised for a session's queue. The stream parser keeps the
+/// characters XML forbids out of client input, so a failure here is our
+/// bug or bad data from elsewhere (a directory): the sender is told, and
+/// the stanza goes no further.
+async fn serialise(state: &ServerState, stanza: &Element) -> Option<Packet> {
+    match Packet::new(stanza) {
+        Ok(packet) => Some(packet),
+        Err(e) => {
+            tracing::error!(error = %e, from = stanza.attr("from").unwrap_or(""), "cannot serialise a stanza: dropping it");
+            // The error echoes only the addresses: the payload is what failed.
+            let mut bare = Element::bare(stanza.name(), crate::xmpp::ns::CLIENT);
+            for name in ["id", "to", "from", "type"] {
+                if let Some(v) = stanza.attr(name) {
+                    stanza::set_attr(&mut bare, name, v);
+                }
+            }
+            bounce(
+                state,
+                &bare,
+                StanzaError::new(Condition::InternalServerError),
+            )
+            .await;
+            None
+        }
+    }
+}
+
 /// Queue a stanza for one session. A session whose queue is full is too slow:
 /// it is closed, and the stanza takes the path it would take if that
 /// resource were gone (so a message ends up offline, an iq gets an error).
 pub async fn deliver(state: &ServerState, session: &SessionHandle, stanza: Element) {
-    if let Err(e) = session.tx.try_send(Packet::from(stanza)) {
-        undelivered(state, session, e).await;
+    let Some(packet) = serialise(state, &stanza).await else {
+        return;
+    };
+    if offer(state, session, packet).is_err() {
+        undelivered(state, session, stanza).await;
     }
 }
 
-/// What `deliver` does when the session's queue refused the stanza.
-async fn undelivered(state: &ServerState, session: &SessionHandle, e: queue::TrySendError<Packet>) {
-    let full = matches!(e, queue::TrySendError::Full(_));
-    let stanza = e.into_inner().into_element(&session.jid);
-    if full {
-        tracing::warn!(jid = %session.jid, "session cannot keep up with its stanzas: closing it");
-        session.control.close(StreamError::new(
-            StreamCondition::PolicyViolation,
-            "too many stanzas waiting: the connection is too slow",
-        ));
+/// Put `packet` in `session`'s queue, or deal with a session that cannot
+/// take it: a full queue means it is too slow, so it is closed; a closed
+/// queue means its task is gone, so the registry must forget it. Either
+/// way the caller gets the packet back and finds it another path.
+fn offer(state: &ServerState, session: &SessionHandle, packet: Packet) -> Result<(), Packet> {
+    match session.tx.try_send(packet) {
+        Ok(()) => Ok(()),
+        Err(queue::TrySendError::Full(packet)) => {
+            tracing::warn!(jid = %session.jid, "session cannot keep up with its stanzas: closing it");
+            session.control.close(StreamError::new(
+                StreamCondition::PolicyViolation,
+                "too many stanzas waiting: the connection is too slow",
+            ));
+            Err(packet)
+        }
+        Err(queue::TrySendError::Closed(packet)) => {
+            // A session closes its queue after unbinding; still registered
+            // with a closed queue, it ended without unbinding. Every stanza
+            // for its account would try it again.
+            state.sessions.unbind(&session.jid, session.id);
+            session.control.close(StreamError::new(
+                StreamCondition::InternalServerError,
+                "the session ended",
+            ));
+            Err(packet)
+        }
     }
+}
+
+/// What happens to a stanza `session` refused: what would happen if that
+/// resource were gone, without trying it again.
+async fn undelivered(state: &ServerState, session: &SessionHandle, stanza: Element) {
     match Kind::of(&stanza) {
         Some(Kind::Message) => {
-            Box::pin(message_to_bare(state, &session.jid.to_bare(), stanza)).await
+            message_to_bare(state, &session.jid.to_bare(), stanza, Some(session.id)).await
         }
         Some(Kind::Iq) => {
             bounce(
@@ -390,14 +503,20 @@ pub async fn route_shared(
     let sent = state.sessions.with(bare, to, |s| {
         s.tx.try_send(Packet::Shared(shared.clone()))
             // The handle is cloned only when the queue refused the stanza.
-            .map_err(|e| (s.clone(), e))
+            .map_err(|_| s.clone())
     });
     match sent {
         Some(Ok(())) => {}
-        Some(Err((session, e))) => undelivered(state, &session, e).await,
+        Some(Err(session)) => {
+            // Offered again through the common path, which deals with the
+            // refusing session, then routes it elsewhere.
+            if offer(state, &session, Packet::Shared(shared.clone())).is_err() {
+                undelivered(state, &session, shared.element_to(to)).await;
+            }
+        }
         None => {
             let kind = shared.kind().unwrap_or(Kind::Message);
-            to_full(state, kind, to, shared.element_to(to)).await
+            gone_resource(state, kind, to, shared.element_to(to)).await
         }
     }
 }
@@ -406,7 +525,24 @@ pub async fn route_shared(
 pub async fn drain(state: &ServerState, jid: &FullJid, queue: &mut queue::Receiver<Packet>) {
     queue.close();
     while let Ok(packet) = queue.try_recv() {
-        reroute(state, packet.into_element(jid)).await;
+        reroute_packet(state, jid, packet).await;
+    }
+}
+
+/// Route again a packet that the session `jid` did not write.
+pub async fn reroute_packet(state: &ServerState, jid: &FullJid, packet: Packet) {
+    use queue::Weigh;
+    // A queued stanza parses back into a tree many times its size (a
+    // message of 100 KB in many short elements takes megabytes): when many
+    // sessions close at once, only a few large ones are in flight together.
+    let _permit = if packet.weight() >= crate::memory::LARGE {
+        state.large_reroutes.acquire().await.ok()
+    } else {
+        None
+    };
+    match packet.into_element(jid) {
+        Some(el) => reroute(state, el).await,
+        None => tracing::error!(jid = %jid, "a queued stanza does not parse back: dropping it"),
     }
 }
 
@@ -454,7 +590,7 @@ mod tests {
         jid: &str,
         queue: usize,
     ) -> (SessionHandle, queue::Receiver<Packet>) {
-        let (tx, rx) = queue::channel(queue);
+        let (tx, rx) = queue::channel(queue, usize::MAX);
         let handle = SessionHandle {
             id: state.sessions.next_id(),
             jid: FullJid::new(jid).expect("jid"),
@@ -506,10 +642,12 @@ mod tests {
         let bounced = alice_rx
             .try_recv()
             .expect("an error back to the sender")
-            .into_element(&alice.jid);
+            .into_element(&alice.jid)
+            .expect("parses");
         assert_eq!(bounced.attr("type"), Some("error"));
         assert!(
-            String::from_utf8_lossy(&crate::xmpp::stanza::to_bytes(&bounced))
+            crate::xmpp::stanza::to_string(&bounced)
+                .expect("serialises")
                 .contains("resource-constraint")
         );
     }
@@ -570,13 +708,13 @@ mod tests {
         let m: Element = "<message xmlns='jabber:client' from='r@conference.localhost/n' type='groupchat'><body>x</body></message>"
             .parse()
             .expect("xml");
-        let shared = SharedStanza::new(m);
+        let shared = SharedStanza::new(m).expect("valid");
         let bare = bob.jid.to_bare();
         route_shared(&state, &bob.jid, &bare, &shared).await;
         let got = bob_rx.try_recv().expect("queued for bob");
         assert!(matches!(got, Packet::Shared(_)));
         assert_eq!(
-            got.into_element(&bob.jid).attr("to"),
+            got.into_element(&bob.jid).expect("parses").attr("to"),
             Some("bob@localhost/b")
         );
         // A resource that is not there: the room gets service-unavailable,
@@ -593,6 +731,69 @@ mod tests {
         let e = room.try_recv().expect("an error back to the room");
         assert_eq!(e.attr("type"), Some("error"));
         assert_eq!(e.attr("from"), Some("bob@localhost/b"));
+    }
+
+    #[tokio::test]
+    async fn a_dead_session_is_forgotten_and_its_messages_find_another_path() {
+        use crate::auth::AccountStore;
+        use crate::features::offline::OfflineStore;
+        let dir = tempfile::tempdir().expect("dir");
+        let state = state(dir.path(), 8).await;
+        let bob = jid::BareJid::new("bob@localhost").expect("jid");
+        let creds = crate::auth::StoredCredentials::from_password("x", 4096).expect("creds");
+        state.storage.create(&bob, &creds).await.expect("account");
+        // A session whose task died without unbinding: registered, available,
+        // its queue closed. It used to send every message to its account
+        // round a recursion until the stack overflowed.
+        let (dead, rx) = session(&state, "bob@localhost/dead", 8);
+        drop(rx);
+        route(&state, message("alice@localhost/a", "bob@localhost", "1")).await;
+        assert!(
+            state.sessions.get(&dead.jid).is_none(),
+            "the dead session left the registry"
+        );
+        assert_eq!(state.storage.count_offline(&bob).await.expect("count"), 1);
+        // With a live resource beside a dead one, the live one gets it, once.
+        let (_dead2, rx2) = session(&state, "bob@localhost/dead2", 8);
+        drop(rx2);
+        let (_live, mut live_rx) = session(&state, "bob@localhost/live", 8);
+        route(
+            &state,
+            message("alice@localhost/a", "bob@localhost/dead2", "2"),
+        )
+        .await;
+        assert!(live_rx.try_recv().is_ok(), "the live resource got it");
+        assert!(live_rx.try_recv().is_err(), "exactly once");
+        assert_eq!(state.storage.count_offline(&bob).await.expect("count"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stanza_holding_a_forbidden_character_is_refused_not_panicked_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let state = state(dir.path(), 8).await;
+        let (alice, mut alice_rx) = session(&state, "alice@localhost/a", 8);
+        let (_bob, mut bob_rx) = session(&state, "bob@localhost/b", 8);
+        // Built by hand: the stream parser would refuse it.
+        let mut m = Element::bare("message", crate::xmpp::ns::CLIENT);
+        stanza::set_attr(&mut m, "from", "alice@localhost/a");
+        stanza::set_attr(&mut m, "to", "bob@localhost/b");
+        stanza::set_attr(&mut m, "type", "chat");
+        let mut body = Element::bare("body", crate::xmpp::ns::CLIENT);
+        body.append_text("a\0b");
+        m.append_child(body);
+        route(&state, m).await;
+        assert!(bob_rx.try_recv().is_err(), "nothing corrupt reaches bob");
+        let e = alice_rx
+            .try_recv()
+            .expect("an error for alice")
+            .into_element(&alice.jid)
+            .expect("parses");
+        assert_eq!(e.attr("type"), Some("error"));
+        assert!(
+            stanza::to_string(&e)
+                .expect("serialises")
+                .contains("internal-server-error")
+        );
     }
 
     #[tokio::test]

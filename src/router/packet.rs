@@ -1,45 +1,66 @@
-//! What the router queues for a session: a stanza of its own, or one
-//! serialised once and shared by many sessions (MUC fan-out), so that a
-//! room of N occupants costs one serialisation instead of N deep clones,
-//! N JID parses and N serialisations.
+//! What the router queues for a session: a stanza of its own, serialised
+//! when it is queued, or one serialised once and shared by many sessions
+//! (MUC fan-out), so that a room of N occupants costs one serialisation
+//! instead of N deep clones, N JID parses and N serialisations.
+//!
+//! Queued stanzas are bytes, not parsed trees: a tree costs several times
+//! its serialised size (a 100 KB message of many short bodies is about half
+//! a megabyte of elements), and a session's queue is bounded in bytes, which
+//! only means something if the bytes are what it holds.
 
+use super::queue::Weigh;
+use crate::xmpp::chars::InvalidChar;
 use crate::xmpp::stanza::{self, Kind, remove_attr, set_attr};
 use jid::FullJid;
 use minidom::Element;
 use std::sync::Arc;
 
 /// What the router hands a session to write.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Packet {
-    /// A stanza for this session alone, written as it is.
-    Element(Box<Element>),
+    /// A stanza for this session alone, as it will be written.
+    Own(Box<[u8]>),
     /// A stanza shared by many sessions. It is addressed to whichever
     /// session takes it from its own queue: its `to` is that session's JID.
     Shared(Arc<SharedStanza>),
 }
 
-impl From<Element> for Packet {
-    fn from(el: Element) -> Self {
-        Packet::Element(Box::new(el))
-    }
-}
-
 impl Packet {
+    /// A stanza for one session, serialised now (it fails on a character
+    /// XML forbids, which the stream parser keeps out of client input).
+    pub fn new(el: &Element) -> Result<Packet, InvalidChar> {
+        let bytes = stanza::to_bytes(el)?;
+        crate::memory::note_stanza(bytes.len());
+        Ok(Packet::Own(bytes.into_boxed_slice()))
+    }
+
     /// Append the stanza's XML, addressed to the session whose `to`
     /// attribute is `to_attr` (from [`to_attr`]).
     pub fn write_to(&self, out: &mut Vec<u8>, to: &FullJid, to_attr: &[u8]) {
         match self {
-            Packet::Element(el) => out.extend_from_slice(&stanza::to_bytes(el)),
+            Packet::Own(bytes) => out.extend_from_slice(bytes),
             Packet::Shared(shared) => shared.write_to(out, to, to_attr),
         }
     }
 
     /// The stanza as an element addressed to `to` (the session whose queue
-    /// held it), for the paths that route it again.
-    pub fn into_element(self, to: &FullJid) -> Element {
+    /// held it), for the paths that route it again. None only if the bytes
+    /// do not parse back, which what minidom wrote always does.
+    pub fn into_element(self, to: &FullJid) -> Option<Element> {
         match self {
-            Packet::Element(el) => *el,
-            Packet::Shared(shared) => shared.element_to(to),
+            Packet::Own(bytes) => std::str::from_utf8(&bytes).ok()?.parse().ok(),
+            Packet::Shared(shared) => Some(shared.element_to(to)),
+        }
+    }
+}
+
+impl Weigh for Packet {
+    /// The bytes the stanza takes in the queue (a shared stanza counts in
+    /// full in each queue: it lives as long as the slowest of them).
+    fn weight(&self) -> usize {
+        match self {
+            Packet::Own(bytes) => bytes.len(),
+            Packet::Shared(shared) => shared.bytes.len(),
         }
     }
 }
@@ -71,9 +92,9 @@ pub struct SharedStanza {
 
 impl SharedStanza {
     /// Share `stanza`; any `to` it carries is dropped (each recipient gets its own).
-    pub fn new(mut stanza: Element) -> Arc<Self> {
+    pub fn new(mut stanza: Element) -> Result<Arc<Self>, InvalidChar> {
         remove_attr(&mut stanza, "to");
-        let bytes = stanza::to_bytes(&stanza);
+        let bytes = stanza::to_bytes(&stanza)?;
         let name = stanza.name().as_bytes();
         // minidom writes `<name` then a space, `/` or `>`: an unprefixed
         // element name, which is what our builders make. Checked rather than
@@ -82,12 +103,17 @@ impl SharedStanza {
         let fits = bytes.first() == Some(&b'<')
             && bytes.get(1..name_end) == Some(name)
             && matches!(bytes.get(name_end), Some(b' ' | b'/' | b'>'));
-        Arc::new(SharedStanza {
+        Ok(Arc::new(SharedStanza {
             kind: Kind::of(&stanza),
             template: stanza,
             bytes,
             name_end: fits.then_some(name_end),
-        })
+        }))
+    }
+
+    /// Its serialised size in bytes (without a `to`).
+    pub fn size(&self) -> usize {
+        self.bytes.len()
     }
 
     /// The stanza without `to` (what blocking rules and kinds look at).
@@ -115,7 +141,12 @@ impl SharedStanza {
                 out.extend_from_slice(to_attr);
                 out.extend_from_slice(&self.bytes[at..]);
             }
-            None => out.extend_from_slice(&stanza::to_bytes(&self.element_to(to))),
+            // The template serialised, and a JID holds no forbidden
+            // character (nodeprep and resourceprep refuse controls).
+            None => match stanza::to_bytes(&self.element_to(to)) {
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(e) => tracing::error!(error = %e, "cannot write a shared stanza"),
+            },
         }
     }
 }
@@ -136,7 +167,7 @@ mod tests {
         let m: Element = "<message xmlns='jabber:client' from='r@muc.h/n&apos;ck' to='old@h/x' type='groupchat' id='a&amp;b'><body>x &lt; y</body></message>"
             .parse()
             .expect("xml");
-        let shared = SharedStanza::new(m);
+        let shared = SharedStanza::new(m).expect("valid");
         assert!(shared.name_end.is_some());
         for to in ["u@h/plain", "u@h/it's & <ok>\"", "v@h/é"] {
             let to = FullJid::new(to).expect("jid");
@@ -155,13 +186,14 @@ mod tests {
             );
             // The same stanza as an element, for re-routing.
             assert_eq!(shared.element_to(&to), got);
+            assert_eq!(Packet::Shared(shared.clone()).into_element(&to), Some(got));
         }
     }
 
     #[test]
     fn an_empty_element_takes_a_to() {
         let p = Element::bare("presence", "jabber:client");
-        let shared = SharedStanza::new(p);
+        let shared = SharedStanza::new(p).expect("valid");
         let to = FullJid::new("u@h/r").expect("jid");
         let mut out = Vec::new();
         Packet::Shared(shared).write_to(&mut out, &to, &to_attr(&to));

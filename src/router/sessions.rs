@@ -70,10 +70,12 @@ impl SessionControl {
 pub struct StoredPresence(Arc<str>);
 
 impl StoredPresence {
-    /// Keep `el`.
+    /// Keep `el`; one that cannot be serialised (the stream parser keeps
+    /// such characters out) is kept as a plain available presence.
     pub fn new(el: &Element) -> Self {
-        let bytes = crate::xmpp::stanza::to_bytes(el);
-        StoredPresence(Arc::from(String::from_utf8_lossy(&bytes).as_ref()))
+        let xml = crate::xmpp::stanza::to_string(el)
+            .unwrap_or_else(|_| "<presence xmlns='jabber:client'/>".to_owned());
+        StoredPresence(Arc::from(xml))
     }
 
     /// The presence as an element (parsed again; probes are rare next to idle time).
@@ -277,7 +279,7 @@ mod tests {
         jid: &str,
         root: &CancellationToken,
     ) -> (SessionHandle, crate::router::queue::Receiver<Packet>) {
-        let (tx, rx) = crate::router::queue::channel(4);
+        let (tx, rx) = crate::router::queue::channel(4, usize::MAX);
         (
             SessionHandle {
                 id: s.next_id(),

@@ -6,7 +6,7 @@
 //! and character references, and refuses anything else (RFC 6120 §11.1).
 
 use super::error::{StreamCondition, StreamError};
-use crate::xmpp::ns;
+use crate::xmpp::{chars, ns};
 use minidom::Element;
 use minidom::rxml::{Namespace, NcName};
 use quick_xml::events::{BytesStart, Event};
@@ -32,6 +32,22 @@ impl StreamNamespaces {
 
 fn not_well_formed(text: impl Into<String>) -> StreamError {
     StreamError::new(StreamCondition::NotWellFormed, text)
+}
+
+/// The error for a character outside XML 1.0's `Char` production (RFC 6120 §4.9.3.13).
+pub fn forbidden_char(c: char) -> StreamError {
+    not_well_formed(format!(
+        "character U+{:04X} is not allowed in XML",
+        u32::from(c)
+    ))
+}
+
+/// Refuse `s` if it holds a character XML forbids.
+fn check_chars(s: &str) -> Result<(), StreamError> {
+    match chars::first_invalid(s) {
+        Some(c) => Err(forbidden_char(c)),
+        None => Ok(()),
+    }
 }
 
 /// One element's namespace declarations.
@@ -85,6 +101,9 @@ pub fn parse_element(
     max_attributes: usize,
 ) -> Result<Element, StreamError> {
     let text = std::str::from_utf8(bytes).map_err(|_| not_well_formed("invalid UTF-8"))?;
+    // Raw characters anywhere (names, text, attribute values, CDATA); what
+    // character references produce is checked where they are resolved.
+    check_chars(text)?;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut resolver = Resolver {
         base,
@@ -133,6 +152,9 @@ pub fn parse_element(
                     predefined(&r.xml10_content())
                 };
                 let c = c.ok_or_else(|| not_well_formed("undeclared entity"))?;
+                if !chars::is_char(c) {
+                    return Err(forbidden_char(c));
+                }
                 append_text(&mut stack, c.encode_utf8(&mut [0; 4]))?;
             }
             Event::Comment(_) | Event::PI(_) | Event::DocType(_) | Event::Decl(_) => {
@@ -190,6 +212,7 @@ fn open(
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|e| not_well_formed(format!("attribute value: {e}")))?
             .into_owned();
+        check_chars(&value)?;
         match split(key) {
             (None, "xmlns") => scope.push((None, value)),
             (Some("xmlns"), p) => {
@@ -264,14 +287,95 @@ mod tests {
              <x:b><y:c x:k='w'/><d xmlns='urn:d' xmlns:x='urn:other'><x:e/></d></x:b></x:a></query></iq>",
         )
         .expect("valid");
-        let mut bytes = crate::xmpp::stanza::to_bytes(&el);
+        let mut bytes = crate::xmpp::stanza::to_bytes(&el).expect("serialises");
         for _ in 0..3 {
             let back: Element = String::from_utf8(bytes.clone())
                 .expect("utf-8")
                 .parse()
                 .expect("reparses");
             assert_eq!(back, el);
-            bytes = crate::xmpp::stanza::to_bytes(&back);
+            bytes = crate::xmpp::stanza::to_bytes(&back).expect("serialises");
+        }
+    }
+
+    fn is_forbidden_char_error(r: Result<Element, StreamError>) -> bool {
+        matches!(r, Err(e) if e.condition == StreamCondition::NotWellFormed)
+    }
+
+    #[test]
+    fn refuses_each_forbidden_character_class_wherever_it_is() {
+        // Every C0 control but tab, LF and CR, then the two BMP non-characters.
+        let forbidden: Vec<char> = (0u8..0x20)
+            .map(char::from)
+            .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+            .chain(['\u{FFFE}', '\u{FFFF}'])
+            .collect();
+        for c in forbidden {
+            let n = u32::from(c);
+            for bad in [
+                format!("<message><body>a{c}b</body></message>"),
+                format!("<message id='a{c}b'/>"),
+                format!("<message><body><![CDATA[a{c}b]]></body></message>"),
+                format!("<message><body>&#{n};</body></message>"),
+                format!("<message><body>&#x{n:X};</body></message>"),
+                format!("<message id='&#{n};'/>"),
+                format!("<message xmlns:p='urn:{c}'/>"),
+            ] {
+                assert!(is_forbidden_char_error(parse(&bad)), "{bad:?}");
+            }
+        }
+        // Allowed neighbours still parse, raw and as references.
+        for ok in [
+            "<message><body>tab\tcr\rlf\n&#9;&#10;&#13;&#x20;&#xD7FF;&#xE000;&#xFFFD;&#x10000;&#x10FFFF;</body></message>",
+            "<message id='\u{FFFD}\u{1F600}'/>",
+        ] {
+            let el = parse(ok).expect(ok);
+            assert!(crate::xmpp::stanza::to_bytes(&el).is_ok());
+        }
+    }
+
+    use proptest::prelude::*;
+
+    /// Text pieces that mix ordinary characters, every C0 control, the
+    /// non-characters, markup and references (valid and not).
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9 é\u{263A}]{0,6}",
+            (0u32..0x20).prop_map(|n| char::from_u32(n).map(String::from).unwrap_or_default()),
+            Just("\u{FFFE}".to_owned()),
+            Just("\u{FFFF}".to_owned()),
+            (0u32..0x11_0000).prop_map(|n| format!("&#{n};")),
+            (0u32..0x11_0000).prop_map(|n| format!("&#x{n:x};")),
+            Just("&amp;&lt;&gt;&quot;&apos;".to_owned()),
+            Just("<![CDATA[x]]>".to_owned()),
+            Just("<b/>".to_owned()),
+            Just("'\"".to_owned()),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the parser accepts, minidom can serialise (it panics on
+        /// a forbidden character), and it reads back the same.
+        #[test]
+        fn anything_accepted_serialises_back(
+            text in proptest::collection::vec(piece(), 0..8),
+            attr in proptest::collection::vec(piece(), 0..4),
+        ) {
+            let xml = format!(
+                "<message id='{}'><body xml:lang=\"{}\">{}</body></message>",
+                attr.concat().replace(['\'', '<'], ""),
+                attr.concat().replace(['"', '<'], ""),
+                text.concat()
+            );
+            if let Ok(el) = parse(&xml) {
+                let bytes = crate::xmpp::stanza::to_bytes(&el);
+                prop_assert!(bytes.is_ok(), "{:?} accepted but not serialisable", xml);
+                let back: Element = String::from_utf8(bytes.unwrap_or_default())
+                    .expect("utf-8")
+                    .parse()
+                    .expect("reparses");
+                prop_assert_eq!(back, el);
+            }
         }
     }
 

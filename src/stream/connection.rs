@@ -147,6 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmlStream<S> {
         loop {
             match self.framer.next_frame().map_err(frame_error)? {
                 Some(Frame::Element(range)) => {
+                    crate::memory::note_stanza(range.len());
                     let parsed = parse_element(
                         self.framer.slice(range.clone()),
                         &self.namespaces,
@@ -179,9 +180,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmlStream<S> {
         self.io.flush().await
     }
 
-    /// Write one element.
+    /// Write one element (an element holding a character XML forbids is
+    /// an `InvalidData` error, and nothing is written).
     pub async fn write_element(&mut self, el: &Element) -> io::Result<()> {
-        self.write_bytes(&crate::xmpp::stanza::to_bytes(el)).await
+        let bytes = crate::xmpp::stanza::to_bytes(el)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.write_bytes(&bytes).await
     }
 
     /// Send a stream error and close our stream (the header must already be sent).

@@ -32,6 +32,9 @@ impl StreamHeader {
 pub fn parse(bytes: &[u8]) -> Result<StreamHeader, StreamError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| StreamError::new(StreamCondition::NotWellFormed, "invalid UTF-8"))?;
+    if let Some(c) = crate::xmpp::chars::first_invalid(text) {
+        return Err(super::builder::forbidden_char(c));
+    }
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().check_end_names = false;
     loop {
@@ -51,6 +54,10 @@ pub fn parse(bytes: &[u8]) -> Result<StreamHeader, StreamError> {
                             StreamError::new(StreamCondition::NotWellFormed, format!("header: {e}"))
                         })?
                         .into_owned();
+                    // The language and addresses are echoed into what we write.
+                    if let Some(c) = crate::xmpp::chars::first_invalid(&value) {
+                        return Err(super::builder::forbidden_char(c));
+                    }
                     match attr.key.into_inner() {
                         "to" => header.to = Some(value),
                         "from" => header.from = Some(value),

@@ -1,6 +1,7 @@
 //! Pure protocol helpers on top of minidom and xmpp-parsers: no tokio, no storage.
 //! Dates follow XEP-0082: XMPP Date and Time Profiles.
 
+pub mod chars;
 pub mod error;
 pub mod ns;
 pub mod stanza;

@@ -71,15 +71,28 @@ pub fn iq_result(request: &Element, payload: Option<Element>) -> Element {
     reply
 }
 
-/// Serialise an element (without XML declaration).
-pub fn to_bytes(el: &Element) -> Vec<u8> {
+/// Serialise an element (without XML declaration), or say which character
+/// XML forbids it holds. The check comes first because minidom's encoder
+/// panics on such a character instead of returning an error.
+pub fn to_bytes(el: &Element) -> Result<Vec<u8>, super::chars::InvalidChar> {
+    super::chars::check_element(el)?;
     let mut out = Vec::with_capacity(256);
-    // Writing to a Vec cannot fail for I/O reasons; minidom only errors on invalid names,
-    // which our builder never produces.
+    // Writing to a Vec cannot fail for I/O reasons, and minidom's other
+    // errors are about names, which its types validate on construction.
     if el.write_to(&mut out).is_err() {
         out.clear();
     }
-    out
+    Ok(out)
+}
+
+/// `to_bytes` as a string, for storage.
+pub fn to_string(el: &Element) -> Result<String, super::chars::InvalidChar> {
+    // minidom writes UTF-8 from `str` data: the conversion cannot fail, and
+    // a lossy one keeps this free of a panic path all the same.
+    to_bytes(el).map(|b| match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -193,6 +193,19 @@ pub async fn direct_tls(server: &Server) -> Client {
     c
 }
 
+/// Direct TLS with a 4 KiB receive buffer, for a reader that must look
+/// slow to the server soon: by default the kernel takes megabytes for a
+/// client that does not read (receive windows grow up to `tcp_rmem`).
+pub async fn direct_tls_small_window(server: &Server) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = socket.connect(server.direct_tls).await.expect("connect");
+    let mut c = Conn::new(tls_connect(server, tcp).await);
+    c.send(HEADER).await;
+    c.expect("</stream:features>").await;
+    c
+}
+
 /// Which channel binding a SCRAM client uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cb {

@@ -161,6 +161,22 @@ impl Server {
         );
     }
 
+    /// Create accounts user1..userN@localhost with passwords pass1..passN
+    /// in one `jaseur user add --bulk` (the load generator's convention).
+    pub fn add_numbered_users(&self, n: usize) {
+        let list: String = (1..=n)
+            .map(|i| format!("user{i}@localhost pass{i}\n"))
+            .collect();
+        let file = self.dir.path().join("users.txt");
+        std::fs::write(&file, list).expect("users file");
+        let out = self.cli(&["user", "add", "--bulk", file.to_str().expect("utf-8 path")]);
+        assert!(
+            out.status.success(),
+            "user add --bulk failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The self-signed certificate the server generated (clients trust it explicitly).
     pub fn cert_path(&self) -> PathBuf {
         self.data_dir().join("certs").join("self-signed.pem")

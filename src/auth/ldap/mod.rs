@@ -582,7 +582,11 @@ impl Directory {
             entries
                 .into_iter()
                 .map(|e| {
-                    let name = e.first("displayName").or(e.first("cn")).map(str::to_owned);
+                    // Roster item names go into XML: keep out what XML forbids.
+                    let name = e
+                        .first("displayName")
+                        .or(e.first("cn"))
+                        .map(crate::features::vcard::directory_text);
                     (e.uid.to_lowercase(), name)
                 })
                 .filter(|(u, _)| !u.is_empty() && seen.insert(u.clone()))

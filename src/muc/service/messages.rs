@@ -116,32 +116,45 @@ impl Service {
         m.append_child(sid);
         m.append_child(occupant);
         let room = self.rooms.get_mut(node).expect("present");
-        if has_body {
+        // Serialised once for every occupant; the history keeps its size
+        // (what a newcomer's queue will take).
+        let history = has_body.then(|| m.clone());
+        let Some(shared) = super::shareable(m) else {
+            return;
+        };
+        if let Some(message) = history {
             let chars = stanza
                 .get_child("body", ns::CLIENT)
                 .map(|b| b.text().chars().count())
                 .unwrap_or(0);
             room.remember(HistoryEntry {
-                message: m.clone(),
+                message,
                 at: now_micros(),
                 stanza_id,
                 chars,
+                bytes: shared.size(),
             });
         }
-        self.fan_out(node, m).await;
+        self.fan_out_shared(node, &shared).await;
     }
 
     /// Send `m` to every session in the room: serialised once, each session
     /// gets it with its own `to` (no clone, JID parse or serialisation per
     /// session; no database).
     pub(super) async fn fan_out(&self, node: &str, m: Element) {
+        if let Some(shared) = super::shareable(m) {
+            self.fan_out_shared(node, &shared).await;
+        }
+    }
+
+    /// `fan_out` of a stanza already made shareable.
+    pub(super) async fn fan_out_shared(&self, node: &str, shared: &Arc<SharedStanza>) {
         let Some(room) = self.rooms.get(node) else {
             return;
         };
-        let shared = SharedStanza::new(m);
         for o in &room.occupants {
             for s in &o.sessions {
-                crate::router::route_shared(&self.state, s, &o.bare, &shared).await;
+                crate::router::route_shared(&self.state, s, &o.bare, shared).await;
             }
         }
     }

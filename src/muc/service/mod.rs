@@ -447,3 +447,14 @@ fn form_type(form: &Element) -> Option<String> {
         .and_then(|f| f.get_child("value", ns::DATA_FORMS))
         .map(Element::text)
 }
+/// A room stanza made shareable, or None (logged) if it holds a character
+/// XML forbids: a room sends nothing it could not serialise.
+pub(super) fn shareable(el: Element) -> Option<Arc<SharedStanza>> {
+    match SharedStanza::new(el) {
+        Ok(shared) => Some(shared),
+        Err(e) => {
+            tracing::error!(error = %e, "a room stanza cannot be serialised: not sent");
+            None
+        }
+    }
+}

@@ -146,7 +146,7 @@ impl Service {
         let o = &room.occupants[i];
         // Viewers differ only in two ways (their own presence or not, the
         // real JID shown or not): each variant is built and serialised once.
-        let mut variants: [Option<Arc<SharedStanza>>; 4] = Default::default();
+        let mut variants: [Option<Option<Arc<SharedStanza>>>; 4] = Default::default();
         for viewer in &room.occupants {
             let moderator = viewer.role == Role::Moderator;
             let own = viewer.bare == o.bare && viewer.nick == o.nick;
@@ -162,9 +162,11 @@ impl Service {
                         if own && !c.contains(&110) {
                             c.push(110);
                         }
-                        SharedStanza::new(self.occupant_presence_without_to(room, i, show_jid, &c))
+                        shareable(self.occupant_presence_without_to(room, i, show_jid, &c))
                     });
-                crate::router::route_shared(&self.state, s, &viewer.bare, shared).await;
+                if let Some(shared) = shared {
+                    crate::router::route_shared(&self.state, s, &viewer.bare, shared).await;
+                }
             }
         }
     }
@@ -319,8 +321,17 @@ impl Service {
         let now = now_micros();
         let mut picked: Vec<&HistoryEntry> = Vec::new();
         let mut chars = 0usize;
+        // The newcomer's queue also takes the occupant list and the subject
+        // now: history gets half of it, or the join would close the
+        // session as too slow (the newest message always goes).
+        let budget = self.state.config.c2s.queue_bytes / 2;
+        let mut bytes = 0usize;
         for e in room.history.iter().rev() {
             if maxstanzas.is_some_and(|m| picked.len() >= m) {
+                break;
+            }
+            bytes = bytes.saturating_add(e.bytes);
+            if bytes > budget && !picked.is_empty() {
                 break;
             }
             if seconds.is_some_and(|s| e.at < now - s * 1_000_000) {
@@ -494,7 +505,7 @@ impl Service {
         let affiliation = self.affiliation_of(room, &o.bare);
         // Two things differ between viewers (their own presence or not, the
         // real JID shown or not): each variant is built and serialised once.
-        let mut variants: [Option<Arc<SharedStanza>>; 4] = Default::default();
+        let mut variants: [Option<Option<Arc<SharedStanza>>>; 4] = Default::default();
         for viewer in &room.occupants {
             let moderator = viewer.role == Role::Moderator;
             let own = viewer.nick == o.nick;
@@ -525,9 +536,11 @@ impl Service {
                         }
                         p.append_child(x);
                         p.append_child(occupant_id(&o.occupant_id));
-                        SharedStanza::new(p)
+                        shareable(p)
                     });
-                crate::router::route_shared(&self.state, s, &viewer.bare, shared).await;
+                if let Some(shared) = shared {
+                    crate::router::route_shared(&self.state, s, &viewer.bare, shared).await;
+                }
             }
         }
         let Some(room) = self.rooms.get_mut(node) else {
