@@ -34,6 +34,7 @@ fn start_with_admin() -> Server {
         child: None,
         c2s: "127.0.0.1:1".parse().expect("addr"),
         direct_tls: "127.0.0.1:1".parse().expect("addr"),
+        http: None,
     };
     s.launch();
     for (user, pw) in [("admin", "adpw"), ("alice", "apw"), ("bob", "bpw")] {

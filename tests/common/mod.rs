@@ -22,6 +22,8 @@ pub struct Server {
     pub child: Option<Child>,
     pub c2s: SocketAddr,
     pub direct_tls: SocketAddr,
+    /// The HTTP listener (WebSocket, host-meta), when `[http] listen` names one.
+    pub http: Option<SocketAddr>,
 }
 
 /// The base configuration every test server gets; `extra` is appended
@@ -59,6 +61,7 @@ impl Server {
             child: None,
             c2s: "127.0.0.1:1".parse().expect("addr"),
             direct_tls: "127.0.0.1:1".parse().expect("addr"),
+            http: None,
         };
         s.launch();
         s
@@ -99,6 +102,7 @@ impl Server {
                     match (w.next(), w.next().and_then(|a| a.parse().ok())) {
                         (Some("c2s"), Some(a)) => self.c2s = a,
                         (Some("c2s_direct_tls"), Some(a)) => self.direct_tls = a,
+                        (Some("http"), Some(a)) => self.http = Some(a),
                         _ => {}
                     }
                 }
