@@ -38,6 +38,7 @@ fn start_with_server_keys(keys: &str) -> Server {
         child: None,
         c2s: "127.0.0.1:1".parse().expect("addr"),
         direct_tls: "127.0.0.1:1".parse().expect("addr"),
+        http: None,
     };
     s.launch();
     s
