@@ -4,7 +4,9 @@
 //! - `config`: the TOML configuration file.
 //! - `server`: binds listeners, runs until a signal, shuts down.
 //! - `state`: the shared state every task gets (explicitly, never a global).
-//! - `c2s`: client listeners and one task per connection (STARTTLS, SASL, bind).
+//! - `c2s`: client sessions, whatever carries them (`transport`), their negotiation (SASL,
+//!   bind) and the TCP listeners (STARTTLS, direct TLS).
+//! - `http`: the HTTP listener: XMPP over WebSocket (a c2s transport) and host-meta.
 //! - `stream`: RFC 6120 stream machinery (framing, parsing, headers, errors, TLS).
 //! - `sasl`: SASL mechanisms as pure state machines.
 //! - `auth`: credential backends and throttling.
@@ -22,6 +24,7 @@ pub mod c2s;
 pub mod cli;
 pub mod config;
 pub mod features;
+pub mod http;
 pub mod memory;
 pub mod muc;
 pub mod router;

@@ -18,6 +18,8 @@ use tokio_util::task::TaskTracker;
 pub struct Listeners {
     pub starttls: Vec<TcpListener>,
     pub direct_tls: Vec<TcpListener>,
+    /// HTTP: XMPP over WebSocket and host-meta.
+    pub http: Vec<TcpListener>,
 }
 
 impl Listeners {
@@ -31,9 +33,14 @@ impl Listeners {
         for addr in &config.c2s.direct_tls {
             direct_tls.push(listen(*addr).await?);
         }
+        let mut http = Vec::new();
+        for addr in &config.http.listen {
+            http.push(listen(*addr).await?);
+        }
         Ok(Listeners {
             starttls,
             direct_tls,
+            http,
         })
     }
 
@@ -123,21 +130,32 @@ pub async fn run(
     tasks.spawn(crate::memory::trim_task(state.shutdown.clone()));
     let starttls = Listeners::addrs(&listeners.starttls);
     let direct = Listeners::addrs(&listeners.direct_tls);
+    let http = Listeners::addrs(&listeners.http);
     for l in listeners.starttls {
         tokio::spawn(c2s::serve(state.clone(), l, false, tasks.clone()));
     }
     for l in listeners.direct_tls {
         tokio::spawn(c2s::serve(state.clone(), l, true, tasks.clone()));
     }
+    let per_ip = Arc::new(crate::http::PerIp::default());
+    for l in listeners.http {
+        tokio::spawn(crate::http::serve(
+            state.clone(),
+            l,
+            per_ip.clone(),
+            tasks.clone(),
+        ));
+    }
     tokio::spawn(admin.serve(state.clone()));
     crate::features::search::start(&state);
     crate::features::roster::shared::start(&state).await;
     crate::muc::start(&state).await?;
-    write_ready_file(&state.config, &starttls, &direct)?;
+    write_ready_file(&state.config, &starttls, &direct, &http)?;
     tracing::info!(
         domains = ?state.config.server.domains,
         starttls = ?starttls,
         direct_tls = ?direct,
+        http = ?http,
         "jaseur is ready"
     );
     wait_for_signals(&state).await;
@@ -163,6 +181,7 @@ fn write_ready_file(
     config: &Config,
     starttls: &[SocketAddr],
     direct: &[SocketAddr],
+    http: &[SocketAddr],
 ) -> anyhow::Result<()> {
     let mut text = String::new();
     for a in starttls {
@@ -170,6 +189,9 @@ fn write_ready_file(
     }
     for a in direct {
         text.push_str(&format!("c2s_direct_tls {a}\n"));
+    }
+    for a in http {
+        text.push_str(&format!("http {a}\n"));
     }
     let path = config.ready_file();
     let tmp = path.with_extension("tmp");

@@ -104,7 +104,15 @@ async fn a_message_to_a_session_that_just_died_reaches_another_resource() {
         "<iq type='get' id='ID'><ping xmlns='urn:xmpp:ping'/></iq>",
     )
     .await;
-    // The connection of the preferred resource goes away without a word.
+    // The connection of the preferred resource goes away without a word:
+    // reset, so that the server's next write to it fails (a plain close
+    // would let the kernel accept writes that no one reads, which only
+    // stream management can recover).
+    a1.io
+        .get_ref()
+        .0
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER");
     drop(a1);
     for i in 0..20 {
         bob.send(&format!(

@@ -1,10 +1,10 @@
 //! Resource binding (RFC 6120 §7) and the legacy session request (RFC 3921 §3).
 
-use super::session::{End, Tls, read};
+use super::transport::{self, End, Transport};
 use crate::config::ResourceConflict;
 use crate::router::sessions::{BindOutcome, SessionControl, SessionHandle};
 use crate::state::ServerState;
-use crate::stream::connection::{Incoming, XmlStream};
+use crate::stream::connection::Incoming;
 use crate::stream::error::{StreamCondition, StreamError};
 use crate::xmpp::error::{Condition, StanzaError};
 use crate::xmpp::ns;
@@ -39,13 +39,13 @@ fn generated_resource() -> String {
 }
 
 /// Wait for the bind request and register the session with the router.
-pub async fn bind(
+pub async fn bind<T: Transport>(
     state: &Arc<ServerState>,
-    stream: &mut XmlStream<Tls>,
+    stream: &mut T,
     user: BareJid,
 ) -> Result<BoundParts, End> {
     for _ in 0..MAX_PRE_BIND {
-        let iq = match read(stream).await? {
+        let iq = match stream.read().await? {
             Incoming::Element(el) => el,
             Incoming::End => return Err(End::PeerClosed),
         };
@@ -56,10 +56,7 @@ pub async fn bind(
             )));
         }
         if is_session_request(&iq) {
-            stream
-                .write_element(&stanza::iq_result(&iq, None))
-                .await
-                .map_err(End::Io)?;
+            transport::send_element(stream, &stanza::iq_result(&iq, None)).await?;
             continue;
         }
         let Some(request) = iq
@@ -67,10 +64,7 @@ pub async fn bind(
             .filter(|_| iq.attr("type") == Some("set"))
         else {
             let e = StanzaError::new(Condition::NotAuthorized).with_text("bind a resource first");
-            stream
-                .write_element(&e.reply_to(&iq))
-                .await
-                .map_err(End::Io)?;
+            transport::send_element(stream, &e.reply_to(&iq)).await?;
             continue;
         };
         let wanted = request
@@ -86,16 +80,10 @@ pub async fn bind(
                             .build(),
                     )
                     .build();
-                stream
-                    .write_element(&stanza::iq_result(&iq, Some(payload)))
-                    .await
-                    .map_err(End::Io)?;
+                transport::send_element(stream, &stanza::iq_result(&iq, Some(payload))).await?;
                 return Ok(parts);
             }
-            Err(e) => stream
-                .write_element(&e.reply_to(&iq))
-                .await
-                .map_err(End::Io)?,
+            Err(e) => transport::send_element(stream, &e.reply_to(&iq)).await?,
         }
     }
     Err(End::Error(StreamError::new(
@@ -134,8 +122,7 @@ fn try_bind(
             control: Arc::new(SessionControl::new(&state.shutdown)),
             priority: None,
             presence: None,
-            roster_requested: false,
-            blocklist_requested: false,
+            flags: 0,
         };
         match state.sessions.bind(handle.clone(), policy) {
             BindOutcome::Bound(jid) => {

@@ -2,8 +2,11 @@
 
 pub mod bind;
 pub mod binding;
+pub mod negotiation;
 pub mod sasl;
 pub mod session;
+pub mod tcp;
+pub mod transport;
 
 use crate::state::ServerState;
 use std::sync::Arc;
@@ -38,7 +41,7 @@ pub async fn serve(
                     continue;
                 };
                 refused_logged = false;
-                tasks.spawn(session::run(slot, tcp, peer, direct_tls));
+                tasks.spawn(tcp::run(slot, tcp, peer, direct_tls));
             }
             Err(e) => {
                 // Out of file descriptors or similar: back off instead of spinning.

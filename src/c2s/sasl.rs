@@ -1,13 +1,13 @@
 //! SASL negotiation on a client stream (RFC 6120 §6) with channel binding
 //! advertised per XEP-0440, against the domain's credential backend.
 
-use super::session::{End, Tls};
+use super::transport::{self, End, Transport};
 use crate::auth::AccountStore;
 use crate::auth::backends::{self, Verdict};
 use crate::sasl::scram::{ChannelBinding, Hash, ScramCredentials, ScramServer};
 use crate::sasl::{Mechanism, SaslError, plain};
 use crate::state::ServerState;
-use crate::stream::connection::{Incoming, XmlStream};
+use crate::stream::connection::Incoming;
 use crate::stream::error::{StreamCondition, StreamError};
 use crate::xmpp::ns;
 use base64::Engine;
@@ -22,8 +22,14 @@ const MAX_ATTEMPTS: usize = 5;
 /// The mechanisms to offer on this connection to `domain`, best first.
 ///
 /// SCRAM needs keys only the internal backend keeps; a directory checks
-/// passwords by binding with them, so its domains need PLAIN (over TLS).
-pub fn offered(state: &ServerState, domain: &str, cb: &ChannelBinding) -> Vec<Mechanism> {
+/// passwords by binding with them, so its domains need PLAIN, which is only
+/// offered on a confidential channel (`secure`: TLS, or a trusted proxy's).
+pub fn offered(
+    state: &ServerState,
+    domain: &str,
+    cb: &ChannelBinding,
+    secure: bool,
+) -> Vec<Mechanism> {
     let mut out = Vec::new();
     if backends::scram_possible(&state.config, domain) {
         if cb.tls_exporter.is_some() || cb.tls_server_end_point.is_some() {
@@ -31,7 +37,7 @@ pub fn offered(state: &ServerState, domain: &str, cb: &ChannelBinding) -> Vec<Me
         }
         out.extend([Mechanism::ScramSha256, Mechanism::ScramSha1]);
     }
-    if state.config.auth.allow_plain || backends::plain_needed(&state.config, domain) {
+    if secure && (state.config.auth.allow_plain || backends::plain_needed(&state.config, domain)) {
         out.push(Mechanism::Plain);
     }
     out
@@ -84,16 +90,16 @@ impl From<End> for Attempt {
 }
 
 /// Run SASL until success (returns the authenticated account) or the stream ends.
-pub async fn negotiate(
+pub async fn negotiate<T: Transport>(
     state: &ServerState,
-    stream: &mut XmlStream<Tls>,
+    stream: &mut T,
     domain: &str,
     ip: IpAddr,
     mut cb: ChannelBinding,
     mechs: &[Mechanism],
 ) -> Result<BareJid, End> {
     for _ in 0..MAX_ATTEMPTS {
-        let auth = match super::session::read(stream).await? {
+        let auth = match stream.read().await? {
             Incoming::Element(el) => el,
             Incoming::End => return Err(End::PeerClosed),
         };
@@ -103,7 +109,7 @@ pub async fn negotiate(
             if let Some(reply) =
                 crate::features::register::handle_unauthenticated(state, domain, ip, &auth).await
             {
-                stream.write_element(&reply).await.map_err(End::Io)?;
+                transport::send_element(stream, &reply).await?;
             }
             continue;
         }
@@ -117,17 +123,17 @@ pub async fn negotiate(
             Ok((user, additional)) => {
                 let data = additional.map(|d| B64.encode(d)).unwrap_or_default();
                 let success = format!("<success xmlns='{}'>{data}</success>", ns::SASL);
-                stream.write_str(&success).await.map_err(End::Io)?;
+                transport::send(stream, success.as_bytes()).await?;
                 return Ok(user);
             }
-            Err(Attempt::Failed(xml)) => stream.write_str(&xml).await.map_err(End::Io)?,
+            Err(Attempt::Failed(xml)) => transport::send(stream, xml.as_bytes()).await?,
             Err(Attempt::CbTypeUnsupported(xml)) => {
                 // The client tried -PLUS with a binding type we lack (tls-unique from
                 // OpenSSL-based clients). Its next try will say "y", honestly: it saw
                 // our -PLUS offer and could not use it. An attacker stripping -PLUS
                 // would not produce this sequence, so downgrade detection stays.
                 cb.plus_advertised = false;
-                stream.write_str(&xml).await.map_err(End::Io)?
+                transport::send(stream, xml.as_bytes()).await?
             }
             Err(Attempt::End(e)) => return Err(e),
         }
@@ -156,8 +162,8 @@ fn account(username: &str, domain: &str) -> Option<BareJid> {
 }
 
 /// Read the next `<response/>` (or `<abort/>`).
-async fn response(stream: &mut XmlStream<Tls>) -> Result<Vec<u8>, Attempt> {
-    let el = match super::session::read(stream).await? {
+async fn response<T: Transport>(stream: &mut T) -> Result<Vec<u8>, Attempt> {
+    let el = match stream.read().await? {
         Incoming::Element(el) => el,
         Incoming::End => return Err(Attempt::End(End::PeerClosed)),
     };
@@ -170,9 +176,9 @@ async fn response(stream: &mut XmlStream<Tls>) -> Result<Vec<u8>, Attempt> {
     decode(&el)
 }
 
-async fn attempt(
+async fn attempt<T: Transport>(
     state: &ServerState,
-    stream: &mut XmlStream<Tls>,
+    stream: &mut T,
     auth: &Element,
     domain: &str,
     ip: IpAddr,
@@ -188,7 +194,7 @@ async fn attempt(
     if initial.is_empty() {
         // No initial response: ask for one with an empty challenge.
         let challenge = format!("<challenge xmlns='{}'>=</challenge>", ns::SASL);
-        stream.write_str(&challenge).await.map_err(End::Io)?;
+        transport::send(stream, challenge.as_bytes()).await?;
         initial = response(stream).await?;
     }
     match mech {
@@ -279,9 +285,9 @@ fn check_authzid(authzid: Option<&str>, user: &BareJid) -> Result<(), Attempt> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn scram_attempt(
+async fn scram_attempt<T: Transport>(
     state: &ServerState,
-    stream: &mut XmlStream<Tls>,
+    stream: &mut T,
     initial: &[u8],
     domain: &str,
     ip: IpAddr,
@@ -321,7 +327,7 @@ async fn scram_attempt(
         ns::SASL,
         B64.encode(challenge)
     );
-    stream.write_str(&xml).await.map_err(End::Io)?;
+    transport::send(stream, xml.as_bytes()).await?;
     let last = response(stream).await?;
     match (server.client_final(&last), user) {
         (Ok(verifier), Some(user)) => {

@@ -1,67 +1,32 @@
-//! One client connection from TCP accept to close: STARTTLS or direct TLS,
-//! SASL, resource binding, then the stanza loop (RFC 6120 §§4-7).
+//! A bound client session, whatever transport carries it (RFC 6120 §§7-8,
+//! RFC 6121): the stanza loop, the one outbound path every stanza it sends
+//! takes, and its end.
 
-use super::{bind, sasl};
+use super::bind;
+use super::binding::Binding;
+use super::transport::{End, Transport};
 use crate::config::Config;
 use crate::features::presence;
 use crate::router::{self, sessions::Packet};
-use crate::sasl::scram::ChannelBinding;
 use crate::state::{ConnectionSlot, ServerState};
-use crate::stream::connection::{Incoming, ReadError, StreamLimits, XmlStream};
+use crate::stream::connection::{Incoming, StreamLimits};
 use crate::stream::error::{StreamCondition, StreamError};
 use crate::stream::framer::Limits;
-use crate::stream::header::{self, StreamHeader};
-use crate::stream::tls;
 use crate::xmpp::ns;
 use crate::xmpp::stanza::{self, Kind};
 use jid::{FullJid, Jid};
 use minidom::Element;
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tracing::Instrument;
-
-/// The TLS transport of an authenticated stream.
-pub type Tls = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// Stanzas written in one batch when several are queued.
 const WRITE_BATCH: usize = 32;
 /// Bytes past which a batch takes no more stanzas: the batch is a copy of
 /// what the queue holds, and a session's memory is bounded by its queue.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
-/// How long a closing peer gets to read our last words.
+/// How long a closing peer gets to read what was queued for it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Why a stream ended.
-#[derive(Debug)]
-pub enum End {
-    /// The peer sent `</stream:stream>`.
-    PeerClosed,
-    /// The TCP connection closed or broke.
-    Closed,
-    Io(std::io::Error),
-    /// We end the stream with this error.
-    Error(StreamError),
-}
-
-impl From<ReadError> for End {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Closed => End::Closed,
-            ReadError::Io(e) => End::Io(e),
-            ReadError::Stream(e) => End::Error(e),
-        }
-    }
-}
-
-/// Read one element, mapping failures to how the stream ends.
-pub async fn read<S>(stream: &mut XmlStream<S>) -> Result<Incoming, End>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    Ok(stream.read_element().await?)
-}
 
 /// Parsing limits from the configuration.
 pub fn limits(config: &Config) -> StreamLimits {
@@ -74,265 +39,65 @@ pub fn limits(config: &Config) -> StreamLimits {
     }
 }
 
-/// Serve one accepted connection until it closes.
-pub async fn run(slot: ConnectionSlot, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) {
-    let span = tracing::info_span!("c2s", %peer, jid = tracing::field::Empty);
-    async move {
-        let _ = tcp.set_nodelay(true);
-        let state = slot.state().clone();
-        let deadline = Duration::from_secs(state.config.c2s.handshake_timeout);
-        // Boxed so that the negotiation's large state (TLS handshake, SASL) is
-        // freed once bound instead of sizing the session task for its lifetime.
-        let negotiation = Box::pin(negotiate(&state, tcp, peer, direct_tls));
-        // The bound session is boxed inside the match and awaited after it:
-        // a value awaited within the arm would keep the storage of the
-        // negotiation's result (and of the timeout) reserved in this task for
-        // the session's whole life, about 3 KiB per idle connection.
-        let session = match tokio::time::timeout(deadline, negotiation).await {
-            Ok(Some(established)) => {
-                tracing::Span::current().record("jid", tracing::field::display(&established.jid));
-                tracing::info!("session bound");
-                Box::pin(established.run(&state))
-            }
-            Ok(None) => return,
-            Err(_) => {
-                tracing::debug!("negotiation timed out");
-                return;
-            }
-        };
-        session.await;
-        drop(slot);
-    }
-    .instrument(span)
-    .await
-}
-
-/// A stream that is negotiating: knows whether our header went out.
-struct Negotiating<S> {
-    stream: XmlStream<S>,
-    header_sent: bool,
-    domain: String,
-}
-
-impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Negotiating<S> {
-    /// Read the peer's header, answer with ours and then `features`.
-    /// Read the client's header, answer it, and send the features `features`
-    /// makes for the domain the client named.
-    async fn open(
-        &mut self,
-        state: &ServerState,
-        features: impl FnOnce(&str) -> String,
-    ) -> Result<StreamHeader, End> {
-        let h = self.stream.read_header().await?;
-        let wanted =
-            h.to.clone()
-                .unwrap_or_else(|| state.config.default_domain().to_owned());
-        let major_version = h
-            .version
-            .as_deref()
-            .and_then(|v| v.split('.').next())
-            .and_then(|m| m.parse::<u32>().ok());
-        let problem = if !self.domain.is_empty() && self.domain != wanted {
-            Some((
-                StreamCondition::HostUnknown,
-                "the domain changed on restart",
-            ))
-        } else if !state.config.serves(&wanted) {
-            Some((
-                StreamCondition::HostUnknown,
-                "this server does not serve that domain",
-            ))
-        } else if h.default_ns.as_deref() != Some(ns::CLIENT) {
-            Some((StreamCondition::InvalidNamespace, "expected jabber:client"))
-        } else if major_version.unwrap_or(0) < 1 {
-            Some((
-                StreamCondition::UnsupportedVersion,
-                "version 1.0 is required",
-            ))
-        } else {
-            None
-        };
-        if self.domain.is_empty() && state.config.serves(&wanted) {
-            self.domain = wanted;
+/// Serve a connection: its negotiation (bounded by `c2s.handshake_timeout`),
+/// then the bound session until it ends.
+pub async fn run<T, N>(slot: ConnectionSlot, negotiation: std::pin::Pin<Box<N>>)
+where
+    T: Transport,
+    N: Future<Output = Option<Established<T>>> + Send,
+{
+    let state = slot.state().clone();
+    let deadline = Duration::from_secs(state.config.c2s.handshake_timeout);
+    // The bound session is boxed inside the match and awaited after it:
+    // a value awaited within the arm would keep the storage of the
+    // negotiation's result (and of the timeout) reserved in this task for
+    // the session's whole life, about 3 KiB per idle connection.
+    let session = match tokio::time::timeout(deadline, negotiation).await {
+        Ok(Some(established)) => {
+            tracing::Span::current().record("jid", tracing::field::display(&established.jid));
+            tracing::info!("session bound");
+            Box::pin(established.run(&state))
         }
-        // RFC 6120 §4.9.1.1: our header goes out even when an error follows it.
-        let response =
-            header::client_response(self.our_domain(state), h.from.as_deref(), &stream_id());
-        self.stream.write_str(&response).await.map_err(End::Io)?;
-        self.header_sent = true;
-        if let Some((condition, text)) = problem {
-            return Err(End::Error(StreamError::new(condition, text)));
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!("negotiation timed out");
+            return;
         }
-        let features = features(self.our_domain(state));
-        self.stream
-            .write_str(&format!("<stream:features>{features}</stream:features>"))
-            .await
-            .map_err(End::Io)?;
-        Ok(h)
-    }
-
-    /// The domain we speak for on this stream.
-    fn our_domain<'a>(&'a self, state: &'a ServerState) -> &'a str {
-        if self.domain.is_empty() {
-            state.config.default_domain()
-        } else {
-            &self.domain
-        }
-    }
-
-    /// End the stream after a failure, saying why when that helps the peer.
-    async fn fail(&mut self, end: End, state: &ServerState) {
-        let error = match end {
-            End::Error(e) => e,
-            End::PeerClosed => {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.close()).await;
-                return;
-            }
-            End::Closed | End::Io(_) => return,
-        };
-        tracing::info!(error = %error, "closing stream");
-        if !self.header_sent {
-            let header = header::client_response(self.our_domain(state), None, &stream_id());
-            let _ = self.stream.write_str(&header).await;
-        }
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.send_error(&error)).await;
-    }
-}
-
-fn stream_id() -> String {
-    let bytes: [u8; 12] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// TLS, SASL and bind; None when the connection ended during negotiation.
-async fn negotiate(
-    state: &Arc<ServerState>,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    direct_tls: bool,
-) -> Option<Established> {
-    let limits = limits(&state.config);
-    let mut domain = String::new();
-    let tls_stream = if direct_tls {
-        state
-            .tls
-            .acceptor()
-            .accept(tcp)
-            .await
-            .map_err(|e| tracing::debug!(error = %e, "TLS handshake failed"))
-            .ok()?
-    } else {
-        let mut plain = Negotiating {
-            stream: XmlStream::new(tcp, limits),
-            header_sent: false,
-            domain: String::new(),
-        };
-        let starttls = format!("<starttls xmlns='{}'><required/></starttls>", ns::TLS);
-        let result = async {
-            plain.open(state, |_| starttls.clone()).await?;
-            match read(&mut plain.stream).await? {
-                Incoming::Element(el) if el.is("starttls", ns::TLS) => {
-                    plain.stream.check_nothing_pending().map_err(End::Error)
-                }
-                Incoming::Element(_) => Err(End::Error(StreamError::new(
-                    StreamCondition::PolicyViolation,
-                    "STARTTLS is required",
-                ))),
-                Incoming::End => Err(End::PeerClosed),
-            }
-        }
-        .await;
-        if let Err(end) = result {
-            plain.fail(end, state).await;
-            return None;
-        }
-        plain
-            .stream
-            .write_str(&format!("<proceed xmlns='{}'/>", ns::TLS))
-            .await
-            .ok()?;
-        domain = plain.domain.clone();
-        let tcp = plain.stream.into_inner();
-        state
-            .tls
-            .acceptor()
-            .accept(tcp)
-            .await
-            .map_err(|e| tracing::debug!(error = %e, "TLS handshake failed"))
-            .ok()?
     };
-    let conn = tls_stream.get_ref().1;
-    let cb = ChannelBinding {
-        tls_exporter: tls::exporter(conn),
-        tls_server_end_point: state.tls.end_point_binding(conn.server_name()),
-        plus_advertised: false,
-    };
-    let mut s = Negotiating {
-        stream: XmlStream::new(tls_stream, limits),
-        header_sent: false,
-        domain,
-    };
-    let result = async {
-        let mut mechs = Vec::new();
-        s.open(state, |domain| {
-            mechs = sasl::offered(state, domain, &cb);
-            let mut features = sasl::features(&mechs, &cb);
-            if let Some(register) = crate::features::register::stream_feature(state, domain) {
-                features.push_str(register);
-            }
-            features
-        })
-        .await?;
-        let cb = ChannelBinding {
-            plus_advertised: mechs.iter().any(|m| m.is_plus()),
-            ..cb
-        };
-        let user = sasl::negotiate(state, &mut s.stream, &s.domain, peer.ip(), cb, &mechs).await?;
-        s.stream.restart();
-        let features = format!(
-            "{}{}",
-            bind::features(),
-            crate::features::disco::caps_element(&state.config)
-        );
-        let header = s.open(state, |_| features).await?;
-        let parts = bind::bind(state, &mut s.stream, user).await?;
-        Ok((parts, header.lang))
-    }
-    .await;
-    match result {
-        Ok((parts, lang)) => Some(Established {
-            stream: s.stream,
-            binding: parts.binding,
-            lang,
-            to_attr: router::packet::to_attr(&parts.jid).into_boxed_slice(),
-            jid: parts.jid,
-        }),
-        Err(end) => {
-            s.fail(end, state).await;
-            None
-        }
-    }
+    session.await;
+    drop(slot);
 }
 
 /// A bound session, ready for stanzas.
-pub struct Established {
-    pub stream: XmlStream<Tls>,
+pub struct Established<T> {
+    transport: T,
     pub jid: FullJid,
     /// The registry entry, queue and presence, released whatever ends the session.
-    binding: super::binding::Binding,
+    binding: Binding,
     /// The stream's xml:lang, given to stanzas that carry none (RFC 6120 §4.7.4).
     pub lang: Option<String>,
     /// ` to="JID"` for shared stanzas, escaped once rather than per stanza.
     to_attr: Box<[u8]>,
 }
 
-impl Established {
+impl<T: Transport> Established<T> {
+    /// The session of a resource just bound on `transport`.
+    pub fn new(transport: T, parts: bind::BoundParts, lang: Option<String>) -> Self {
+        Established {
+            transport,
+            binding: parts.binding,
+            lang,
+            to_attr: router::packet::to_attr(&parts.jid).into_boxed_slice(),
+            jid: parts.jid,
+        }
+    }
+
     /// The stanza loop, then unbinding and re-routing what was still queued.
     ///
     /// Not an `async fn`: the future of an `async fn` stores its by-value
     /// arguments twice (the captured argument and the body's binding), and
-    /// `Established` is 1.6 KiB that every idle session would pay again. An
-    /// `async move` block uses its capture in place.
+    /// `Established` is over a kilobyte that every idle session would pay
+    /// again. An `async move` block uses its capture in place.
     fn run(self, state: &Arc<ServerState>) -> impl Future<Output = ()> + Send + '_ {
         let mut session = self;
         async move {
@@ -343,9 +108,39 @@ impl Established {
         }
     }
 
+    /// The one outbound path: every stanza this session sends to its client
+    /// is queued here (this is where stream management will count them and
+    /// client state indication filter them), then written by `flush`.
+    fn out(&mut self, packet: &Packet) {
+        let (jid, to_attr) = (&self.jid, &self.to_attr);
+        self.transport
+            .push_with(|buf| packet.write_to(buf, jid, to_attr));
+    }
+
+    /// Write what `out` queued.
+    async fn flush(&mut self) -> Result<(), End> {
+        self.transport.flush().await.map_err(End::Io)
+    }
+
+    /// Send a stanza the session answers itself (not routed) through the
+    /// outbound path.
+    async fn reply(&mut self, el: &Element) -> Result<(), End> {
+        match Packet::new(el) {
+            Ok(packet) => {
+                self.out(&packet);
+                self.flush().await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a reply: not sent");
+                Ok(())
+            }
+        }
+    }
+
     /// Unbind, say goodbye, tell the contacts, re-route what was queued.
     async fn finish(&mut self, end: End) {
         self.binding.unbind();
+        let domain = self.jid.domain().to_string();
         match end {
             End::Error(reason) => {
                 tracing::info!(error = %reason, "closing stream");
@@ -353,24 +148,20 @@ impl Established {
                     // The account is gone (deleted or removed by its owner): what
                     // was queued, such as the removal's own result, is written
                     // before closing, since re-routing it leads nowhere.
+                    let mut written = Vec::new();
                     while let Ok(p) = self.binding.queue.try_recv() {
-                        let mut bytes = Vec::new();
-                        p.write_to(&mut bytes, &self.jid, &self.to_attr);
-                        match tokio::time::timeout(CLOSE_TIMEOUT, self.stream.write_bytes(&bytes))
-                            .await
-                        {
-                            Ok(Ok(())) => {}
-                            _ => {
-                                self.binding.unsent.push(p);
-                                break;
-                            }
-                        }
+                        self.out(&p);
+                        written.push(p);
+                    }
+                    match tokio::time::timeout(CLOSE_TIMEOUT, self.flush()).await {
+                        Ok(Ok(())) => {}
+                        _ => self.binding.unsent.extend(written),
                     }
                 }
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.send_error(&reason)).await;
+                let _ = self.transport.close(Some(&reason), &domain).await;
             }
             End::PeerClosed => {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.close()).await;
+                let _ = self.transport.close(None, &domain).await;
             }
             End::Closed | End::Io(_) => tracing::info!("connection lost"),
         }
@@ -400,13 +191,15 @@ impl Established {
                         return End::Error(StreamError::new(StreamCondition::ConnectionTimeout, "no answer to ping"));
                     }
                     let ping = format!(
-                        "<iq type='get' id='jaseur-ping' from='{}' to='{}'><ping xmlns='{}'/></iq>",
+                        "<iq xmlns='{}' type='get' id='jaseur-ping' from='{}' to='{}'><ping xmlns='{}'/></iq>",
+                        ns::CLIENT,
                         crate::xmpp::escape(self.jid.domain().as_str()),
                         crate::xmpp::escape(&self.jid.to_string()),
                         ns::PING
                     );
-                    if let Err(e) = self.stream.write_str(&ping).await {
-                        return End::Io(e);
+                    self.out(&Packet::Own(ping.into_bytes().into_boxed_slice()));
+                    if let Err(e) = self.flush().await {
+                        return e;
                     }
                     ping_sent = Some(tokio::time::Instant::now());
                 }
@@ -418,7 +211,7 @@ impl Established {
                         return e;
                     }
                 }
-                incoming = read(&mut self.stream) => {
+                incoming = self.transport.read() => {
                     last_heard = tokio::time::Instant::now();
                     ping_sent = None;
                     match incoming {
@@ -442,23 +235,22 @@ impl Established {
         first: Packet,
         control: &crate::router::sessions::SessionControl,
     ) -> Result<(), End> {
-        let mut out = Vec::with_capacity(1024);
-        first.write_to(&mut out, &self.jid, &self.to_attr);
+        self.out(&first);
         let mut batch = vec![first];
         for _ in 0..WRITE_BATCH {
-            if out.len() >= WRITE_BATCH_BYTES {
+            if self.transport.pending() >= WRITE_BATCH_BYTES {
                 break;
             }
             match self.binding.queue.try_recv() {
                 Ok(next) => {
-                    next.write_to(&mut out, &self.jid, &self.to_attr);
+                    self.out(&next);
                     batch.push(next);
                 }
                 Err(_) => break,
             }
         }
         let result = tokio::select! {
-            r = self.stream.write_bytes(&out) => r.map_err(End::Io),
+            r = self.transport.flush() => r.map_err(End::Io),
             // A peer that stopped reading must not pin this task forever.
             _ = control.cancelled() => Err(End::Error(control.reason().unwrap_or_else(|| {
                 StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down")
@@ -505,11 +297,9 @@ impl Established {
         }
         if kind == Kind::Iq && el.attr("to").is_none() && bind::is_session_request(&el) {
             // RFC 3921 session establishment, still sent by old clients (Pidgin).
-            let result = stanza::iq_result(&el, None);
-            let mut reply = result;
+            let mut reply = stanza::iq_result(&el, None);
             stanza::remove_attr(&mut reply, "from");
-            self.stream.write_element(&reply).await.map_err(End::Io)?;
-            return Ok(());
+            return self.reply(&reply).await;
         }
         if el.attr("to").is_some() {
             use crate::features::blocking::{self, Verdict};
@@ -518,15 +308,13 @@ impl Established {
                 Verdict::Drop => return Ok(()),
                 Verdict::Reject(error) => {
                     if !matches!(el.attr("type"), Some("error") | Some("result")) {
-                        let reply = error.reply_to(&el);
-                        self.stream.write_element(&reply).await.map_err(End::Io)?;
+                        return self.reply(&error.reply_to(&el)).await;
                     }
                     return Ok(());
                 }
                 Verdict::Blocked => {
                     if !matches!(el.attr("type"), Some("error") | Some("result")) {
-                        let reply = blocking::blocked_error(&el);
-                        self.stream.write_element(&reply).await.map_err(End::Io)?;
+                        return self.reply(&blocking::blocked_error(&el)).await;
                     }
                     return Ok(());
                 }
@@ -560,16 +348,13 @@ impl Established {
             let Some(last) = batch.last().map(|m| m.id) else {
                 return Ok(());
             };
-            let mut out = Vec::new();
             for m in &batch {
-                match offline::with_delay(m, owner.domain().as_str())
-                    .map(|el| stanza::to_bytes(&el))
-                {
-                    Some(Ok(bytes)) => out.extend_from_slice(&bytes),
+                match offline::with_delay(m, owner.domain().as_str()).map(|el| Packet::new(&el)) {
+                    Some(Ok(packet)) => self.out(&packet),
                     _ => tracing::warn!(id = m.id, "dropping an unreadable offline message"),
                 }
             }
-            self.stream.write_bytes(&out).await.map_err(End::Io)?;
+            self.flush().await?;
             if let Err(e) = state.storage.remove_offline(&owner, last).await {
                 tracing::error!(error = %e, "cannot remove delivered offline messages");
                 return Ok(());
@@ -604,10 +389,7 @@ impl Established {
                 if let Err(e) =
                     presence::outbound_subscription(state, &self.jid.to_bare(), el).await
                 {
-                    self.stream
-                        .write_element(&e.reply_to(&reply))
-                        .await
-                        .map_err(End::Io)?;
+                    self.reply(&e.reply_to(&reply)).await?;
                 }
             }
             // Probes are the server's business (RFC 6121 §4.3).

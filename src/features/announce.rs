@@ -15,6 +15,7 @@ use super::{IqRequest, IqResult};
 use crate::state::ServerState;
 use crate::storage::StorageError;
 use crate::xmpp::error::{Condition, StanzaError};
+use crate::xmpp::forms::{self, DataForm, DataFormType, Field, FieldType};
 use crate::xmpp::ns;
 use crate::xmpp::stanza::set_attr;
 use jid::{FullJid, Jid};
@@ -103,13 +104,11 @@ pub async fn command(req: &IqRequest<'_>) -> IqResult {
         set_attr(&mut c, "status", status);
         c
     };
-    let submitted = cmd
-        .get_child("x", ns::DATA_FORMS)
-        .filter(|x| x.attr("type") == Some("submit"));
+    let submitted = submitted_form(cmd);
     match (cmd.attr("action").unwrap_or("execute"), submitted) {
         ("cancel", _) => Ok(Some(reply("canceled"))),
         ("execute" | "complete" | "next", Some(form)) => {
-            let note = complete(req.state, node, &domain, form).await?;
+            let note = complete(req.state, node, &domain, &form).await?;
             let mut c = reply("completed");
             c.append_child(info_note(&note));
             Ok(Some(c))
@@ -123,7 +122,9 @@ pub async fn command(req: &IqRequest<'_>) -> IqResult {
         }
         ("execute", None) => {
             let current = if node == EDIT_MOTD {
-                req.state.storage.motd(&domain).await.map_err(internal)?
+                req.state.storage.motd(&domain).await.map_err(|e| {
+                    StanzaError::internal("service administration command failed", None, &e)
+                })?
             } else {
                 None
             };
@@ -132,7 +133,7 @@ pub async fn command(req: &IqRequest<'_>) -> IqResult {
             set_attr(&mut actions, "execute", "complete");
             actions.append_child(Element::bare("complete", ns::COMMANDS));
             c.append_child(actions);
-            c.append_child(form(node, current.as_ref()));
+            c.append_child(forms::to_element(form(node, current.as_ref())));
             Ok(Some(c))
         }
         ("complete" | "next", None) => Err(bad_request("submit the form")),
@@ -145,7 +146,7 @@ async fn complete(
     state: &ServerState,
     node: &str,
     domain: &str,
-    form: &Element,
+    form: &DataForm,
 ) -> Result<String, StanzaError> {
     if node == DELETE_MOTD {
         return delete_motd(state, domain).await;
@@ -168,11 +169,9 @@ async fn complete(
             Ok(format!("Announcement sent to {sent} online session(s)."))
         }
         _ => {
-            state
-                .storage
-                .set_motd(domain, &motd)
-                .await
-                .map_err(internal)?;
+            state.storage.set_motd(domain, &motd).await.map_err(|e| {
+                StanzaError::internal("service administration command failed", None, &e)
+            })?;
             tracing::info!(domain, "message of the day set");
             if node == SET_MOTD {
                 // XEP-0133 §4.24 note: the message goes at once to users who are
@@ -189,7 +188,10 @@ async fn complete(
 }
 
 async fn delete_motd(state: &ServerState, domain: &str) -> Result<String, StanzaError> {
-    let existed = state.storage.delete_motd(domain).await.map_err(internal)?;
+    let existed =
+        state.storage.delete_motd(domain).await.map_err(|e| {
+            StanzaError::internal("service administration command failed", None, &e)
+        })?;
     tracing::info!(domain, "message of the day deleted");
     Ok(if existed {
         "Message of the day deleted.".to_owned()
@@ -243,7 +245,7 @@ fn message(domain: &str, to: &FullJid, kind: &str, motd: &Motd) -> Element {
 }
 
 /// The XEP-0004 form of one command, filled with `current` (edit-motd).
-fn form(node: &str, current: Option<&Motd>) -> Element {
+fn form(node: &str, current: Option<&Motd>) -> DataForm {
     let (title, instructions, var, label) = if node == ANNOUNCE {
         (
             "Making an Announcement",
@@ -266,51 +268,36 @@ fn form(node: &str, current: Option<&Motd>) -> Element {
             "Message of the Day",
         )
     };
-    let mut x = Element::bare("x", ns::DATA_FORMS);
-    set_attr(&mut x, "type", "form");
-    x.append_child(text("title", ns::DATA_FORMS, title));
-    x.append_child(text("instructions", ns::DATA_FORMS, instructions));
-    let mut form_type = form_field("FORM_TYPE", "hidden", None);
-    form_type.append_child(text("value", ns::DATA_FORMS, ns::ADMIN));
-    x.append_child(form_type);
-    let mut subject = form_field("subject", "text-single", Some("Subject"));
-    if let Some(s) = current.and_then(|m| m.subject.as_deref()) {
-        subject.append_child(text("value", ns::DATA_FORMS, s));
-    }
-    x.append_child(subject);
-    let mut body = form_field(var, "text-multi", Some(label));
-    body.append_child(Element::bare("required", ns::DATA_FORMS));
-    if let Some(m) = current {
+    let mut subject = forms::field("subject", FieldType::TextSingle, "Subject");
+    subject
+        .values
+        .extend(current.and_then(|m| m.subject.clone()));
+    let body = Field {
+        required: true,
         // XEP-0004 §3.3: text-multi carries one <value/> per line.
-        for line in m.body.lines() {
-            body.append_child(text("value", ns::DATA_FORMS, line));
-        }
-    }
-    x.append_child(body);
-    x
+        values: current
+            .map(|m| m.body.lines().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        ..forms::field(var, FieldType::TextMulti, label)
+    };
+    let mut form = DataForm::new(DataFormType::Form, ns::ADMIN, vec![subject, body]);
+    form.title = Some(title.to_owned());
+    form.instructions = Some(instructions.to_owned());
+    form
 }
 
-pub(super) fn form_field(var: &str, kind: &str, label: Option<&str>) -> Element {
-    let mut f = Element::bare("field", ns::DATA_FORMS);
-    set_attr(&mut f, "var", var);
-    set_attr(&mut f, "type", kind);
-    if let Some(l) = label {
-        set_attr(&mut f, "label", l);
-    }
-    f
+/// The form a command carries, when it is a submitted data form; any other
+/// (a form to fill in, or what is no data form) counts as none.
+pub(super) fn submitted_form(cmd: &Element) -> Option<DataForm> {
+    let x = cmd.get_child("x", ns::DATA_FORMS)?;
+    DataForm::try_from(x.clone())
+        .ok()
+        .filter(|form| form.type_ == DataFormType::Submit)
 }
 
 /// A submitted field's values, joined by newlines (text-multi), or None when absent.
-pub(super) fn field(form: &Element, var: &str) -> Option<String> {
-    let f = form
-        .children()
-        .find(|f| f.is("field", ns::DATA_FORMS) && f.attr("var") == Some(var))?;
-    let values: Vec<String> = f
-        .children()
-        .filter(|v| v.is("value", ns::DATA_FORMS))
-        .map(Element::text)
-        .collect();
-    Some(values.join("\n"))
+pub(super) fn field(form: &DataForm, var: &str) -> Option<String> {
+    forms::values(form, var).map(|values| values.join("\n"))
 }
 
 pub(super) fn info_note(note: &str) -> Element {
@@ -335,11 +322,6 @@ pub(super) fn bad_request(text: &str) -> StanzaError {
     StanzaError::new(Condition::BadRequest).with_text(text)
 }
 
-fn internal(e: StorageError) -> StanzaError {
-    tracing::error!(error = %e, "service administration command failed");
-    StanzaError::new(Condition::InternalServerError)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,7 +329,7 @@ mod tests {
     /// XEP-0133 Example "Admin Submits Announce Form to Service".
     #[test]
     fn text_multi_values_join() {
-        let form: Element = "<x xmlns='jabber:x:data' type='submit'>\
+        let x: Element = "<x xmlns='jabber:x:data' type='submit'>\
               <field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/admin</value></field>\
               <field var='announcement'>\
                 <value>Attention! This service will be going down for</value>\
@@ -355,6 +337,7 @@ mod tests {
               </field></x>"
             .parse()
             .expect("xml");
+        let form = DataForm::try_from(x).expect("a valid form");
         assert_eq!(
             field(&form, "announcement").as_deref(),
             Some(
@@ -370,13 +353,14 @@ mod tests {
             subject: Some("News".into()),
             body: "line one\nline two".into(),
         };
-        let x = form(EDIT_MOTD, Some(&motd));
+        let x = forms::to_element(form(EDIT_MOTD, Some(&motd)));
         let body = x
             .children()
             .find(|f| f.attr("var") == Some("motd"))
             .expect("motd field");
         assert!(body.has_child("required", ns::DATA_FORMS));
         assert_eq!(body.children().filter(|v| v.name() == "value").count(), 2);
-        assert_eq!(field(&x, "subject").as_deref(), Some("News"));
+        let form = DataForm::try_from(x).expect("a valid form");
+        assert_eq!(field(&form, "subject").as_deref(), Some("News"));
     }
 }

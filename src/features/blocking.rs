@@ -33,6 +33,10 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+/// The session asked for the blocklist, so it gets blocklist pushes (XEP-0191 §3.3).
+pub const REQUESTED: crate::router::sessions::SessionFlag =
+    crate::router::sessions::SessionFlag::new(1);
+
 /// What to do with a stanza between a user and someone they may have blocked.
 #[derive(Debug)]
 pub enum Verdict {
@@ -96,12 +100,12 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     match (req.payload.name(), req.set) {
         ("blocklist", false) => {
             if let Ok(full) = req.from.clone().try_into_full() {
-                req.state.sessions.set_blocklist_requested(&full);
+                req.state.sessions.set_flag(&full, REQUESTED, true);
             }
             let jids = storage
                 .blocklist(&owner)
                 .await
-                .map_err(|e| internal(&owner, &e))?;
+                .map_err(|e| StanzaError::internal("blocklist storage failed", Some(&owner), &e))?;
             let mut list = Element::bare("blocklist", ns::BLOCKING);
             for jid in &jids {
                 list.append_child(item(jid));
@@ -124,7 +128,7 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
             let added = storage
                 .block(&owner, &strings, max)
                 .await
-                .map_err(|e| internal(&owner, &e))?;
+                .map_err(|e| StanzaError::internal("blocklist storage failed", Some(&owner), &e))?;
             if !added {
                 return Err(StanzaError::new(Condition::NotAcceptable)
                     .with_text(format!("a blocklist holds at most {max} JIDs")));
@@ -138,10 +142,9 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
             let strings: Vec<String> = jids.iter().map(|j| j.to_string()).collect();
             // What gets unblocked: the items, or for "unblock all" the whole list.
             let unblocked = if strings.is_empty() {
-                let all = storage
-                    .blocklist(&owner)
-                    .await
-                    .map_err(|e| internal(&owner, &e))?;
+                let all = storage.blocklist(&owner).await.map_err(|e| {
+                    StanzaError::internal("blocklist storage failed", Some(&owner), &e)
+                })?;
                 storage
                     .unblock_all(&owner)
                     .await
@@ -150,7 +153,7 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
                 let done = storage.unblock(&owner, &strings).await;
                 done.map(|()| Blocklist::new(&strings))
             }
-            .map_err(|e| internal(&owner, &e))?;
+            .map_err(|e| StanzaError::internal("blocklist storage failed", Some(&owner), &e))?;
             changed(req.state, &owner, "unblock", &strings).await;
             // A contact unblocked by one item may still be blocked by another
             // (its domain, say): it must not get presence then.
@@ -158,7 +161,7 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
                 .blocklist(&owner)
                 .await
                 .map(Blocklist::new)
-                .map_err(|e| internal(&owner, &e))?;
+                .map_err(|e| StanzaError::internal("blocklist storage failed", Some(&owner), &e))?;
             presence_on_change(req.state, &owner, &unblocked, Some(&still)).await;
             Ok(None)
         }
@@ -199,7 +202,7 @@ async fn changed(state: &ServerState, owner: &BareJid, command: &str, jids: &[St
     }
     // XEP-0191 §3.3: pushes go to the resources that requested the blocklist.
     for session in state.sessions.of(owner) {
-        if !session.blocklist_requested {
+        if !session.has(REQUESTED) {
             continue;
         }
         let mut payload = Element::bare(command, ns::BLOCKING);
@@ -269,11 +272,6 @@ async fn presence_on_change(
             Box::pin(crate::router::route(state, p)).await;
         }
     }
-}
-
-fn internal(owner: &BareJid, e: &StorageError) -> StanzaError {
-    tracing::error!(user = %owner, error = %e, "blocklist storage failed");
-    StanzaError::new(Condition::InternalServerError)
 }
 
 // ---------------------------------------------------------------------------

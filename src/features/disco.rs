@@ -12,6 +12,7 @@ use super::{IqRequest, IqResult};
 use crate::config::Config;
 use crate::state::ServerState;
 use crate::xmpp::error::{Condition, StanzaError, rxml_name};
+use crate::xmpp::forms::{self, DataForm, DataFormType, FieldType};
 use crate::xmpp::ns;
 use crate::xmpp::stanza::set_attr;
 use base64::Engine;
@@ -101,7 +102,8 @@ pub struct Field {
     pub values: Vec<String>,
 }
 
-/// An XEP-0128 extended info form, of type 'result'.
+/// An XEP-0128 extended info form, of type 'result', as XEP-0115 hashes it:
+/// its XML is read and written through xmpp-parsers' data forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Form {
     /// The value of the hidden FORM_TYPE field.
@@ -127,8 +129,8 @@ pub enum IllFormed {
     DuplicateFeature,
     #[error("two forms with the same FORM_TYPE")]
     DuplicateForm,
-    #[error("a FORM_TYPE with different values")]
-    AmbiguousFormType,
+    #[error("an extended form that is no valid data form, such as a FORM_TYPE with several values")]
+    InvalidForm,
     #[error("an identity without category or type")]
     IncompleteIdentity,
 }
@@ -257,60 +259,45 @@ impl DiscoInfo {
 
 /// An extended form of type 'result' (XEP-0128), FORM_TYPE first.
 fn form_element(form: &Form) -> Element {
-    let mut x = Element::bare("x", ns::DATA_FORMS);
-    set_attr(&mut x, "type", "result");
-    let mut form_type = Element::bare("field", ns::DATA_FORMS);
-    set_attr(&mut form_type, "var", "FORM_TYPE");
-    set_attr(&mut form_type, "type", "hidden");
-    form_type.append_child(value_element(&form.form_type));
-    x.append_child(form_type);
-    for field in &form.fields {
-        let mut el = Element::bare("field", ns::DATA_FORMS);
-        set_attr(&mut el, "var", field.var.as_str());
-        // Several addresses per field: a single-value type would be invalid (XEP-0004 §3.3).
-        set_attr(&mut el, "type", "list-multi");
-        for value in &field.values {
-            el.append_child(value_element(value));
-        }
-        x.append_child(el);
-    }
-    x
-}
-
-fn value_element(text: &str) -> Element {
-    let mut value = Element::bare("value", ns::DATA_FORMS);
-    value.append_text(text);
-    value
+    let fields = form
+        .fields
+        .iter()
+        .map(|field| forms::Field {
+            values: field.values.clone(),
+            // Several addresses per field: a single-value type would be invalid (XEP-0004 §3.3).
+            ..forms::Field::new(&field.var, FieldType::ListMulti)
+        })
+        .collect();
+    forms::to_element(DataForm::new(
+        DataFormType::Result_,
+        &form.form_type,
+        fields,
+    ))
 }
 
 /// An extended form for caps purposes; None when it is to be ignored (XEP-0115 §5.4 step 3.6).
 fn parse_form(x: &Element) -> Result<Option<Form>, IllFormed> {
-    let mut form_type = None;
-    let mut fields = Vec::new();
-    for field in x.children().filter(|c| c.is("field", ns::DATA_FORMS)) {
-        let Some(var) = field.attr("var") else {
-            continue;
-        };
-        let values: Vec<String> = field
-            .children()
-            .filter(|c| c.is("value", ns::DATA_FORMS))
-            .map(Element::text)
-            .collect();
-        if var == "FORM_TYPE" {
-            if values.windows(2).any(|w| w[0] != w[1]) {
-                return Err(IllFormed::AmbiguousFormType);
-            }
-            if field.attr("type") == Some("hidden") {
-                form_type = values.into_iter().next();
-            }
-        } else {
-            fields.push(Field {
+    // xmpp-parsers refuses, among others, a FORM_TYPE with several values
+    // (step 3.5 makes the response ill-formed when they differ).
+    let form = DataForm::try_from(x.clone()).map_err(|_| IllFormed::InvalidForm)?;
+    let Some(form_type) = form.form_type() else {
+        return Ok(None);
+    };
+    let fields = form
+        .fields
+        .iter()
+        .filter_map(|field| match field.var.as_deref() {
+            Some("FORM_TYPE") | None => None,
+            Some(var) => Some(Field {
                 var: var.into(),
-                values,
-            });
-        }
-    }
-    Ok(form_type.map(|form_type| Form { form_type, fields }))
+                values: field.values.clone(),
+            }),
+        })
+        .collect();
+    Ok(Some(Form {
+        form_type: form_type.into(),
+        fields,
+    }))
 }
 
 /// The XEP-0157 contact addresses form, or None when none are configured.
@@ -606,6 +593,13 @@ mod tests {
                  <field var='FORM_TYPE' type='hidden'><value>urn:x</value></field></x></query>",
         );
         assert_eq!(DiscoInfo::parse(&twice), Err(IllFormed::DuplicateForm));
+        let ambiguous = parse(
+            "<query xmlns='http://jabber.org/protocol/disco#info'>\
+               <x xmlns='jabber:x:data' type='result'>\
+                 <field var='FORM_TYPE' type='hidden'><value>urn:x</value><value>urn:y</value></field>\
+               </x></query>",
+        );
+        assert_eq!(DiscoInfo::parse(&ambiguous), Err(IllFormed::InvalidForm));
     }
 
     #[test]

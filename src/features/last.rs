@@ -73,10 +73,11 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     match req.state.storage.last_activity(user).await {
         Ok(Some((stamp, status))) => Ok(Some(query(seconds_since(stamp, now_micros()), &status))),
         Ok(None) => Err(StanzaError::new(Condition::ItemNotFound)),
-        Err(e) => {
-            tracing::error!(user = %user, error = %e, "cannot read last activity");
-            Err(StanzaError::new(Condition::InternalServerError))
-        }
+        Err(e) => Err(StanzaError::internal(
+            "cannot read last activity",
+            Some(user),
+            &e,
+        )),
     }
 }
 

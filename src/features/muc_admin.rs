@@ -8,11 +8,12 @@
 //! form carries everything). Outcomes, failures included, are a completed
 //! command with a note: the admin reads them in the client's command dialog.
 
-use super::announce::{bad_request, field, form_field, info_note, new_session_id, text};
+use super::announce::{bad_request, field, info_note, new_session_id, submitted_form, text};
 use super::{IqRequest, IqResult};
 use crate::admin::muc::ask;
 use crate::muc::{Affiliation, Command};
 use crate::state::ServerState;
+use crate::xmpp::forms::{self, DataForm, DataFormType, Field, FieldType};
 use crate::xmpp::ns;
 use crate::xmpp::stanza::set_attr;
 use jid::BareJid;
@@ -49,14 +50,12 @@ pub async fn command(req: &IqRequest<'_>, node: &str) -> IqResult {
         set_attr(&mut c, "status", status);
         c
     };
-    let submitted = cmd
-        .get_child("x", ns::DATA_FORMS)
-        .filter(|x| x.attr("type") == Some("submit"));
+    let submitted = submitted_form(cmd);
     match (cmd.attr("action").unwrap_or("execute"), submitted) {
         ("cancel", _) => Ok(Some(reply("canceled"))),
         ("execute" | "complete" | "next", Some(form)) => {
             let mut c = reply("completed");
-            c.append_child(match complete(req, node, form).await {
+            c.append_child(match complete(req, node, &form).await {
                 Ok(done) => info_note(&done),
                 Err(e) => error_note(&e),
             });
@@ -77,7 +76,7 @@ pub async fn command(req: &IqRequest<'_>, node: &str) -> IqResult {
 }
 
 /// Carry out a submitted form; the text is the note for the admin.
-async fn complete(req: &IqRequest<'_>, node: &str, form: &Element) -> Result<String, String> {
+async fn complete(req: &IqRequest<'_>, node: &str, form: &DataForm) -> Result<String, String> {
     let state = req.state;
     let room = room(state, field(form, "room").as_deref())?;
     let service = room.domain().as_str().to_owned();
@@ -153,21 +152,22 @@ fn form(node: &str) -> Element {
             "The room is closed and forgotten; its occupants are told the reason.",
         )
     };
-    let mut x = Element::bare("x", ns::DATA_FORMS);
-    set_attr(&mut x, "type", "form");
-    x.append_child(text("title", ns::DATA_FORMS, title));
-    x.append_child(text("instructions", ns::DATA_FORMS, instructions));
-    let mut room = form_field("room", "jid-single", Some("Room (name@conference.domain)"));
-    room.append_child(Element::bare("required", ns::DATA_FORMS));
-    x.append_child(room);
+    let required = |var, label| Field {
+        required: true,
+        ..forms::field(var, FieldType::JidSingle, label)
+    };
+    let mut fields = vec![required("room", "Room (name@conference.domain)")];
     if node == SET_OWNER {
-        let mut owner = form_field("owner", "jid-single", Some("New owner"));
-        owner.append_child(Element::bare("required", ns::DATA_FORMS));
-        x.append_child(owner);
+        fields.push(required("owner", "New owner"));
     } else {
-        x.append_child(form_field("reason", "text-single", Some("Reason")));
+        fields.push(forms::field("reason", FieldType::TextSingle, "Reason"));
     }
-    x
+    forms::to_element(DataForm {
+        type_: DataFormType::Form,
+        title: Some(title.to_owned()),
+        instructions: Some(instructions.to_owned()),
+        fields,
+    })
 }
 
 fn error_note(note: &str) -> Element {

@@ -30,11 +30,6 @@ pub struct SessionPresence {
     offline_done: bool,
 }
 
-fn internal(e: &dyn std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "presence storage failed");
-    StanzaError::new(Condition::InternalServerError)
-}
-
 /// A presence stanza built by the server.
 fn presence(kind: Option<&str>, from: &str, to: &str) -> Element {
     let mut p = Element::bare("presence", ns::CLIENT);
@@ -341,7 +336,7 @@ async fn outbound_change(
         .storage
         .roster_item(user, contact)
         .await
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| StanzaError::internal("presence storage failed", Some(user), &e))?;
     let mut item = before
         .clone()
         .unwrap_or_else(|| RosterItem::new(contact.clone()));
@@ -357,7 +352,7 @@ async fn outbound_change(
                 .storage
                 .take_request(user, contact)
                 .await
-                .map_err(|e| internal(&e))?;
+                .map_err(|e| StanzaError::internal("presence storage failed", Some(user), &e))?;
             if item.subscription.from() {
                 forward = false;
             } else if requested {
@@ -378,7 +373,7 @@ async fn outbound_change(
                 .storage
                 .take_request(user, contact)
                 .await
-                .map_err(|e| internal(&e))?;
+                .map_err(|e| StanzaError::internal("presence storage failed", Some(user), &e))?;
             forward = requested || item.subscription.from() || item.approved;
             item.subscription = item.subscription.with_from(false);
             item.approved = false;
@@ -394,7 +389,7 @@ async fn outbound_change(
                 .storage
                 .roster_size(user)
                 .await
-                .map_err(|e| internal(&e))?
+                .map_err(|e| StanzaError::internal("presence storage failed", Some(user), &e))?
                 >= state.config.limits.roster_items as i64
         {
             return Err(
@@ -518,10 +513,8 @@ async fn inbound_change(
         }
         _ => return out,
     }
-    if before.is_some()
-        && let Err(e) = update(state, user, &before, &item).await
-    {
-        tracing::error!(error = ?e, "cannot update a roster item");
+    // The failure was logged where it happened (`StanzaError::internal`).
+    if before.is_some() && update(state, user, &before, &item).await.is_err() {
         out.deliver = false;
     }
     out
@@ -539,7 +532,7 @@ pub async fn remove_contact(
         .storage
         .take_request(owner, &contact)
         .await
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| StanzaError::internal("presence storage failed", Some(owner), &e))?;
     if item.subscription.to() || item.ask {
         router::route(
             state,

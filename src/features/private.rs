@@ -69,7 +69,7 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
         let stored = storage
             .get_private(owner, &namespace, name)
             .await
-            .map_err(|e| internal(owner, &e))?;
+            .map_err(|e| StanzaError::internal("private storage failed", Some(owner), &e))?;
         // Nothing stored: the element asked for comes back as it was asked.
         let found = match stored {
             Some(xml) => parse_stored(&xml, &namespace, name).ok_or_else(|| {
@@ -86,7 +86,7 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
         storage
             .remove_private(owner, &namespace, name)
             .await
-            .map_err(|e| internal(owner, &e))?;
+            .map_err(|e| StanzaError::internal("private storage failed", Some(owner), &e))?;
         return Ok(None);
     }
     let limit = req.state.config.limits.private_size;
@@ -106,7 +106,7 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     let stored = storage
         .set_private(owner, &namespace, name, &xml, limit)
         .await
-        .map_err(|e| internal(owner, &e))?;
+        .map_err(|e| StanzaError::internal("private storage failed", Some(owner), &e))?;
     if stored { Ok(None) } else { Err(too_big()) }
 }
 
@@ -133,11 +133,6 @@ fn is_empty(el: &Element) -> bool {
 fn parse_stored(xml: &str, namespace: &str, name: &str) -> Option<Element> {
     let el: Element = xml.parse().ok()?;
     (el.name() == name && el.ns() == namespace).then_some(el)
-}
-
-fn internal(owner: &BareJid, e: &StorageError) -> StanzaError {
-    tracing::error!(user = %owner, error = %e, "private storage failed");
-    StanzaError::new(Condition::InternalServerError)
 }
 
 #[cfg(test)]

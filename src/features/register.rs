@@ -123,19 +123,19 @@ async fn unauthenticated(
         .storage
         .credentials(&user)
         .await
-        .map_err(internal)?
+        .map_err(|e| StanzaError::internal("in-band registration failed", Some(&user), &e))?
         .is_some()
     {
         return Err(taken());
     }
     let creds = credentials_for(password, state.config.auth.scram_iterations)
         .await
-        .map_err(internal)?;
+        .map_err(|e| StanzaError::internal("in-band registration failed", Some(&user), &e))?;
     if !state
         .storage
         .create(&user, &creds)
         .await
-        .map_err(internal)?
+        .map_err(|e| StanzaError::internal("in-band registration failed", Some(&user), &e))?
     {
         return Err(taken());
     }
@@ -227,12 +227,12 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     }
     let creds = credentials_for(password, state.config.auth.scram_iterations)
         .await
-        .map_err(internal)?;
+        .map_err(|e| StanzaError::internal("in-band registration failed", Some(&user), &e))?;
     if !state
         .storage
         .set_credentials(&user, &creds)
         .await
-        .map_err(internal)?
+        .map_err(|e| StanzaError::internal("in-band registration failed", Some(&user), &e))?
     {
         if crate::auth::backends::plain_needed(&state.config, user.domain().as_str()) {
             return Err(StanzaError::new(Condition::NotAllowed)
@@ -253,7 +253,12 @@ async fn remove(req: &IqRequest<'_>, user: &BareJid) -> IqResult {
         return Err(StanzaError::new(Condition::NotAllowed));
     }
     super::presence::cancel_subscriptions(state, user).await;
-    if !state.storage.delete(user).await.map_err(internal)? {
+    if !state
+        .storage
+        .delete(user)
+        .await
+        .map_err(|e| StanzaError::internal("in-band registration failed", Some(user), &e))?
+    {
         return Err(StanzaError::new(Condition::ItemNotFound));
     }
     tracing::info!(account = %user, "account removed in-band");
@@ -298,11 +303,6 @@ fn bad_request(text: &str) -> StanzaError {
 
 fn taken() -> StanzaError {
     StanzaError::new(Condition::Conflict).with_text("this username is taken")
-}
-
-fn internal(e: impl std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "in-band registration failed");
-    StanzaError::new(Condition::InternalServerError)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::auth::ldap::{Directory, DirectoryError, Entry};
 use crate::config::LdapConfig;
 use crate::state::ServerState;
 use crate::xmpp::error::{Condition, ErrorType, StanzaError};
+use crate::xmpp::forms::{self, DataForm, DataFormType, FieldType};
 use crate::xmpp::ns;
 use crate::xmpp::stanza::{self, Kind, set_attr};
 use jid::{BareJid, Jid};
@@ -334,12 +335,12 @@ const FORM_FIELDS: [(&str, &str); 4] = [
 ];
 
 /// The columns of a result form: (var, label, type).
-const REPORTED: [(&str, &str, &str); 5] = [
-    ("jid", "Jabber ID", "jid-single"),
-    ("fn", "Name", "text-single"),
-    ("email", "Email", "text-single"),
-    ("ou", "Department / service", "text-single"),
-    ("title", "Title", "text-single"),
+const REPORTED: [(&str, &str, FieldType); 5] = [
+    ("jid", "Jabber ID", FieldType::JidSingle),
+    ("fn", "Name", FieldType::TextSingle),
+    ("email", "Email", FieldType::TextSingle),
+    ("ou", "Department / service", FieldType::TextSingle),
+    ("title", "Title", FieldType::TextSingle),
 ];
 
 const INSTRUCTIONS: &str =
@@ -352,35 +353,15 @@ fn search_form() -> Element {
     for name in ["first", "last", "nick", "email"] {
         query.append_child(Element::bare(name, NS));
     }
-    let mut x = Element::bare("x", ns::DATA_FORMS);
-    set_attr(&mut x, "type", "form");
-    x.append_child(text_element("title", ns::DATA_FORMS, "Directory search"));
-    x.append_child(text_element("instructions", ns::DATA_FORMS, INSTRUCTIONS));
-    x.append_child(form_type());
-    for (var, label) in FORM_FIELDS {
-        x.append_child(field(var, Some(label), Some("text-single"), None));
-    }
-    query.append_child(x);
+    let fields = FORM_FIELDS
+        .iter()
+        .map(|(var, label)| forms::field(var, FieldType::TextSingle, label))
+        .collect();
+    let mut form = DataForm::new(DataFormType::Form, NS, fields);
+    form.title = Some("Directory search".into());
+    form.instructions = Some(INSTRUCTIONS.into());
+    query.append_child(forms::to_element(form));
     query
-}
-
-fn form_type() -> Element {
-    field("FORM_TYPE", None, Some("hidden"), Some(NS))
-}
-
-fn field(var: &str, label: Option<&str>, kind: Option<&str>, value: Option<&str>) -> Element {
-    let mut f = Element::bare("field", ns::DATA_FORMS);
-    set_attr(&mut f, "var", var);
-    if let Some(kind) = kind {
-        set_attr(&mut f, "type", kind);
-    }
-    if let Some(label) = label {
-        set_attr(&mut f, "label", label);
-    }
-    if let Some(value) = value {
-        f.append_child(text_element("value", ns::DATA_FORMS, value));
-    }
-    f
 }
 
 fn text_element(name: &str, namespace: &str, text: &str) -> Element {
@@ -470,17 +451,18 @@ impl Query {
         let mut terms = Vec::new();
         let form = payload.get_child("x", ns::DATA_FORMS);
         if let Some(x) = form {
-            if x.attr("type") != Some("submit") {
-                return Err(
+            let submitted = DataForm::try_from(x.clone())
+                .ok()
+                .filter(|f| f.type_ == DataFormType::Submit)
+                .ok_or_else(|| {
                     StanzaError::new(Condition::BadRequest).with_text("submit the search form")
-                );
-            }
-            for f in x.children().filter(|c| c.is("field", ns::DATA_FORMS)) {
-                let Some(field) = f.attr("var").and_then(Field::of_form) else {
+                })?;
+            for f in &submitted.fields {
+                let Some(field) = f.var.as_deref().and_then(Field::of_form) else {
                     continue;
                 };
-                for v in f.children().filter(|c| c.is("value", ns::DATA_FORMS)) {
-                    push_term(&mut terms, field, &v.text(), limits)?;
+                for v in &f.values {
+                    push_term(&mut terms, field, v, limits)?;
                 }
             }
         } else {
@@ -594,35 +576,29 @@ impl Person {
 }
 
 fn form_result(people: &[Person]) -> Element {
-    let mut x = Element::bare("x", ns::DATA_FORMS);
-    set_attr(&mut x, "type", "result");
-    x.append_child(form_type());
-    let mut reported = Element::bare("reported", ns::DATA_FORMS);
-    for (var, label, kind) in REPORTED {
-        reported.append_child(field(var, Some(label), Some(kind), None));
-    }
-    x.append_child(reported);
-    for p in people {
-        let mut item = Element::bare("item", ns::DATA_FORMS);
-        // XEP-0004 §3.4: every item has every reported field.
-        for (var, value) in [
-            ("jid", Some(&p.jid)),
-            ("fn", p.name.as_ref()),
-            ("email", p.email.as_ref()),
-            ("ou", p.department.as_ref()),
-            ("title", p.title.as_ref()),
-        ] {
-            item.append_child(field(
-                var,
-                None,
-                None,
-                Some(value.map_or("", String::as_str)),
-            ));
-        }
-        x.append_child(item);
-    }
+    let columns = REPORTED
+        .into_iter()
+        .map(|(var, label, kind)| forms::field(var, kind, label))
+        .collect();
+    let rows = people
+        .iter()
+        .map(|p| {
+            // XEP-0004 §3.4: every item has every reported field.
+            [
+                ("jid", Some(&p.jid)),
+                ("fn", p.name.as_ref()),
+                ("email", p.email.as_ref()),
+                ("ou", p.department.as_ref()),
+                ("title", p.title.as_ref()),
+            ]
+            .into_iter()
+            .map(|(var, value)| forms::Field::text_single(var, value.map_or("", String::as_str)))
+            .collect()
+        })
+        .collect();
+    let form = DataForm::new(DataFormType::Result_, NS, Vec::new());
     let mut query = Element::bare("query", NS);
-    query.append_child(x);
+    query.append_child(forms::with_table(form, columns, rows));
     query
 }
 

@@ -74,7 +74,7 @@ async fn get(req: &IqRequest<'_>, owner: &BareJid) -> IqResult {
         .storage
         .get_vcard(owner)
         .await
-        .map_err(|e| internal(owner, &e))?;
+        .map_err(|e| StanzaError::internal("vCard storage failed", Some(owner), &e))?;
     let stored = match stored {
         Some(xml) => match parse_stored(&xml) {
             Some(el) => Some(el),
@@ -295,7 +295,7 @@ async fn set(req: &IqRequest<'_>, owner: &BareJid) -> IqResult {
         .storage
         .set_vcard(owner, &xml)
         .await
-        .map_err(|e| internal(owner, &e))?;
+        .map_err(|e| StanzaError::internal("vCard storage failed", Some(owner), &e))?;
     Ok(None)
 }
 
@@ -318,11 +318,6 @@ pub fn serialise(vcard: &Element, limit: usize) -> Result<String, StanzaError> {
 pub fn parse_stored(xml: &str) -> Option<Element> {
     let el: Element = xml.parse().ok()?;
     (el.name() == "vCard" && el.ns() == ns::VCARD).then_some(el)
-}
-
-fn internal(owner: &BareJid, e: &StorageError) -> StanzaError {
-    tracing::error!(user = %owner, error = %e, "vCard storage failed");
-    StanzaError::new(Condition::InternalServerError)
 }
 
 #[cfg(test)]

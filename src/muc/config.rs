@@ -1,8 +1,7 @@
 //! A room's configuration (XEP-0045 §10.2, the muc#roomconfig form) and the
 //! muc#roominfo extended disco form (§6.4).
 
-use crate::xmpp::ns;
-use crate::xmpp::stanza::set_attr;
+use crate::xmpp::forms::{self, DataForm, DataFormType, Field, FieldType, Option_};
 use minidom::Element;
 use serde::{Deserialize, Serialize};
 
@@ -93,28 +92,18 @@ pub struct Changes {
     pub admins: Option<Vec<String>>,
 }
 
-fn field(var: &str, kind: &str, label: &str, values: &[&str]) -> Element {
-    let mut f = Element::bare("field", ns::DATA_FORMS);
-    set_attr(&mut f, "var", var.to_owned());
-    set_attr(&mut f, "type", kind.to_owned());
-    if !label.is_empty() {
-        set_attr(&mut f, "label", label.to_owned());
+fn field(var: &str, kind: FieldType, label: &str, values: &[&str]) -> Field {
+    Field {
+        values: values.iter().map(|v| (*v).to_owned()).collect(),
+        ..forms::field(var, kind, label)
     }
-    for v in values {
-        let mut value = Element::bare("value", ns::DATA_FORMS);
-        value.append_text((*v).to_owned());
-        f.append_child(value);
-    }
-    f
 }
 
-fn option(f: &mut Element, label: &str, value: &str) {
-    let mut o = Element::bare("option", ns::DATA_FORMS);
-    set_attr(&mut o, "label", label.to_owned());
-    let mut v = Element::bare("value", ns::DATA_FORMS);
-    v.append_text(value.to_owned());
-    o.append_child(v);
-    f.append_child(o);
+fn option(f: &mut Field, label: &str, value: &str) {
+    f.options.push(Option_ {
+        label: Some(label.to_owned()),
+        value: value.to_owned(),
+    });
 }
 
 fn flag(b: bool) -> &'static str {
@@ -137,83 +126,21 @@ impl RoomConfig {
 
     /// The configuration form an owner fills (§10.2).
     pub fn form(&self, owners: &[String], admins: &[String], max_users: usize) -> Element {
-        let mut x = Element::bare("x", ns::DATA_FORMS);
-        set_attr(&mut x, "type", "form");
-        let mut title = Element::bare("title", ns::DATA_FORMS);
-        title.append_text("Room configuration".to_owned());
-        x.append_child(title);
-        x.append_child(field("FORM_TYPE", "hidden", "", &[FORM_TYPE]));
-        x.append_child(field(
-            "muc#roomconfig_roomname",
-            "text-single",
-            "Name",
-            &[&self.name],
-        ));
-        x.append_child(field(
-            "muc#roomconfig_roomdesc",
-            "text-single",
-            "Description",
-            &[&self.description],
-        ));
-        x.append_child(field(
-            "muc#roomconfig_persistentroom",
-            "boolean",
-            "Keep the room when everyone has left",
-            &[flag(self.persistent)],
-        ));
-        x.append_child(field(
-            "muc#roomconfig_publicroom",
-            "boolean",
-            "List the room in the directory of rooms",
-            &[flag(self.public)],
-        ));
-        x.append_child(field(
-            "muc#roomconfig_membersonly",
-            "boolean",
-            "Members only",
-            &[flag(self.members_only)],
-        ));
-        x.append_child(field(
-            "muc#roomconfig_passwordprotectedroom",
-            "boolean",
-            "Protected by a password",
-            &[flag(self.password.is_some())],
-        ));
-        x.append_child(field(
-            "muc#roomconfig_roomsecret",
-            "text-private",
-            "Password",
-            &[self.password.as_deref().unwrap_or("")],
-        ));
-        x.append_child(field(
-            "muc#roomconfig_moderatedroom",
-            "boolean",
-            "Moderated: only participants with voice may speak",
-            &[flag(self.moderated)],
-        ));
-        let max = self.max_users.to_string();
-        let mut f = field(
+        let boolean = |var, label, value| field(var, FieldType::Boolean, label, &[flag(value)]);
+        let mut max = field(
             "muc#roomconfig_maxusers",
-            "list-single",
+            FieldType::ListSingle,
             "Most occupants",
-            &[&max],
+            &[&self.max_users.to_string()],
         );
         for n in [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] {
             if n <= max_users {
-                option(&mut f, &n.to_string(), &n.to_string());
+                option(&mut max, &n.to_string(), &n.to_string());
             }
         }
-        x.append_child(f);
-        let hist = self.history_length.to_string();
-        x.append_child(field(
-            "muc#maxhistoryfetch",
-            "text-single",
-            "Messages of history sent to people who join",
-            &[&hist],
-        ));
-        let mut f = field(
+        let mut whois = field(
             "muc#roomconfig_whois",
-            "list-single",
+            FieldType::ListSingle,
             "Who may see real addresses",
             &[if self.whois_anyone {
                 "anyone"
@@ -221,53 +148,105 @@ impl RoomConfig {
                 "moderators"
             }],
         );
-        option(&mut f, "Moderators only", "moderators");
-        option(&mut f, "Anyone", "anyone");
-        x.append_child(f);
-        x.append_child(field(
-            "muc#roomconfig_changesubject",
-            "boolean",
-            "Participants may change the subject",
-            &[flag(self.change_subject)],
-        ));
-        x.append_child(field(
-            "muc#roomconfig_allowinvites",
-            "boolean",
-            "Occupants may invite others",
-            &[flag(self.allow_invites)],
-        ));
-        let mut f = field(
+        option(&mut whois, "Moderators only", "moderators");
+        option(&mut whois, "Anyone", "anyone");
+        let mut allow_pm = field(
             "muc#roomconfig_allowpm",
-            "list-single",
+            FieldType::ListSingle,
             "Who may send private messages",
             &[self.allow_pm.as_str()],
         );
         for v in ["anyone", "participants", "moderators", "none"] {
-            option(&mut f, v, v);
+            option(&mut allow_pm, v, v);
         }
-        x.append_child(f);
         let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
-        x.append_child(field(
-            "muc#roomconfig_roomowners",
-            "jid-multi",
-            "Owners",
-            &owners,
-        ));
         let admins: Vec<&str> = admins.iter().map(String::as_str).collect();
-        x.append_child(field(
-            "muc#roomconfig_roomadmins",
-            "jid-multi",
-            "Administrators",
-            &admins,
-        ));
-        x
+        let fields = vec![
+            field(
+                "muc#roomconfig_roomname",
+                FieldType::TextSingle,
+                "Name",
+                &[&self.name],
+            ),
+            field(
+                "muc#roomconfig_roomdesc",
+                FieldType::TextSingle,
+                "Description",
+                &[&self.description],
+            ),
+            boolean(
+                "muc#roomconfig_persistentroom",
+                "Keep the room when everyone has left",
+                self.persistent,
+            ),
+            boolean(
+                "muc#roomconfig_publicroom",
+                "List the room in the directory of rooms",
+                self.public,
+            ),
+            boolean(
+                "muc#roomconfig_membersonly",
+                "Members only",
+                self.members_only,
+            ),
+            boolean(
+                "muc#roomconfig_passwordprotectedroom",
+                "Protected by a password",
+                self.password.is_some(),
+            ),
+            field(
+                "muc#roomconfig_roomsecret",
+                FieldType::TextPrivate,
+                "Password",
+                &[self.password.as_deref().unwrap_or("")],
+            ),
+            boolean(
+                "muc#roomconfig_moderatedroom",
+                "Moderated: only participants with voice may speak",
+                self.moderated,
+            ),
+            max,
+            field(
+                "muc#maxhistoryfetch",
+                FieldType::TextSingle,
+                "Messages of history sent to people who join",
+                &[&self.history_length.to_string()],
+            ),
+            whois,
+            boolean(
+                "muc#roomconfig_changesubject",
+                "Participants may change the subject",
+                self.change_subject,
+            ),
+            boolean(
+                "muc#roomconfig_allowinvites",
+                "Occupants may invite others",
+                self.allow_invites,
+            ),
+            allow_pm,
+            field(
+                "muc#roomconfig_roomowners",
+                FieldType::JidMulti,
+                "Owners",
+                &owners,
+            ),
+            field(
+                "muc#roomconfig_roomadmins",
+                FieldType::JidMulti,
+                "Administrators",
+                &admins,
+            ),
+        ];
+        let mut form = DataForm::new(DataFormType::Form, FORM_TYPE, fields);
+        form.title = Some("Room configuration".to_owned());
+        forms::to_element(form)
     }
 
     /// Apply a submitted form. Fields left out keep their values (§10.2:
     /// clients may send only what changed). Err: the field at fault.
     pub fn apply(
         &mut self,
-        form: &Element,
+        form: &DataForm,
         max_users: usize,
         max_history: usize,
     ) -> Result<Changes, String> {
@@ -275,13 +254,11 @@ impl RoomConfig {
         let mut changes = Changes::default();
         let mut password_flag = None;
         let mut secret = None;
-        for f in form.children().filter(|c| c.is("field", ns::DATA_FORMS)) {
-            let Some(var) = f.attr("var") else { continue };
-            let values: Vec<String> = f
-                .children()
-                .filter(|c| c.is("value", ns::DATA_FORMS))
-                .map(Element::text)
-                .collect();
+        for f in &form.fields {
+            let Some(var) = f.var.as_deref() else {
+                continue;
+            };
+            let values = &f.values;
             let first = values
                 .first()
                 .map(|v| v.trim().to_owned())
@@ -397,13 +374,38 @@ impl RoomConfig {
 mod tests {
     use super::*;
 
-    fn submit(fields: &[(&str, &str)]) -> Element {
-        let mut x = Element::bare("x", ns::DATA_FORMS);
-        set_attr(&mut x, "type", "submit");
-        for (var, value) in fields {
-            x.append_child(field(var, "text-single", "", &[value]));
+    fn submit(fields: &[(&str, &str)]) -> DataForm {
+        DataForm {
+            type_: DataFormType::Submit,
+            title: None,
+            instructions: None,
+            fields: fields
+                .iter()
+                .map(|(var, value)| Field::text_single(var, value))
+                .collect(),
         }
-        x
+    }
+
+    /// What the form shows, submitted back as it is, changes nothing.
+    #[test]
+    fn form_submitted_unchanged_keeps_the_configuration() {
+        let c = RoomConfig {
+            name: "Salon".into(),
+            password: Some("sesame".into()),
+            max_users: 50,
+            whois_anyone: true,
+            allow_pm: AllowPm::Moderators,
+            ..RoomConfig::default()
+        };
+        let x = c.form(&["romeo@montague.lit".into()], &[], 1000);
+        let mut form = DataForm::try_from(x).expect("a valid form");
+        assert_eq!(form.form_type(), Some(FORM_TYPE));
+        form.type_ = DataFormType::Submit;
+        let mut again = RoomConfig::default();
+        let changes = again.apply(&form, 1000, 100).expect("valid");
+        assert_eq!(again, c);
+        assert_eq!(changes.owners, Some(vec!["romeo@montague.lit".to_owned()]));
+        assert_eq!(changes.admins, Some(Vec::new()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod packet;
 pub mod queue;
+pub mod remote;
 pub mod sessions;
 
 use crate::features;
@@ -52,6 +53,38 @@ pub fn route<'a>(
     Box::pin(route_now(state, stanza))
 }
 
+/// Where a stanza goes, decided from its `to` alone (RFC 6120 §10): the
+/// router's table of destinations.
+#[derive(Debug)]
+pub enum Destination {
+    /// A served domain itself (RFC 6120 §10.5.1).
+    Server,
+    /// A local account's bare JID.
+    Account(BareJid),
+    /// One resource of a local account.
+    Resource(FullJid),
+    /// A component with a domain of its own (MUC, directory search).
+    Component(mpsc::Sender<Box<Element>>),
+    /// Any other domain: the server-to-server slot (`remote.rs`).
+    Remote,
+}
+
+/// The destination of `to`.
+pub fn destination(state: &ServerState, to: &Jid) -> Destination {
+    let domain = to.domain().as_str();
+    if state.config.serves(domain) {
+        match (to.node(), to.try_as_full()) {
+            (None, _) => Destination::Server,
+            (Some(_), Ok(full)) => Destination::Resource(full.clone()),
+            (Some(_), Err(bare)) => Destination::Account(bare.clone()),
+        }
+    } else if let Some(component) = state.components.get(domain) {
+        Destination::Component(component)
+    } else {
+        Destination::Remote
+    }
+}
+
 async fn route_now(state: &ServerState, stanza: Element) {
     let Some(kind) = Kind::of(&stanza) else {
         return;
@@ -67,47 +100,39 @@ async fn route_now(state: &ServerState, stanza: Element) {
             return bounce(state, &stanza, StanzaError::new(Condition::JidMalformed)).await;
         }
     };
-    let domain = to.domain().as_str();
-    if state.config.serves(domain)
-        && to.node().is_some()
-        && let Some(stop) = blocked_inbound(state, &to.to_bare(), &stanza).await
-    {
-        return stop;
-    }
-    if state.config.serves(domain) {
-        match (to.node(), to.try_as_full()) {
-            (None, _) => to_server(state, kind, stanza).await,
-            // Subscription state belongs to the account, whatever resource is named.
-            (Some(_), Ok(full)) if kind == Kind::Presence && is_subscription(&stanza) => {
-                to_bare(state, kind, &full.to_bare(), stanza).await
-            }
-            (Some(_), Ok(full)) => {
-                let full = full.clone();
-                to_full(state, kind, &full, stanza).await
-            }
-            (Some(_), Err(bare)) => {
-                let bare = bare.clone();
+    match destination(state, &to) {
+        Destination::Server => to_server(state, kind, stanza).await,
+        Destination::Account(bare) => {
+            if blocked_inbound(state, &bare, &stanza).await.is_none() {
                 to_bare(state, kind, &bare, stanza).await
             }
         }
-    } else if let Some(component) = state.components.get(domain) {
-        if let Err(e) = component.try_send(Box::new(stanza)) {
-            let stanza = *e.into_inner();
-            bounce(
-                state,
-                &stanza,
-                StanzaError::new(Condition::ResourceConstraint).with_text("service busy"),
-            )
-            .await;
+        Destination::Resource(full) => {
+            if blocked_inbound(state, &full.to_bare(), &stanza)
+                .await
+                .is_some()
+            {
+                return;
+            }
+            // Subscription state belongs to the account, whatever resource is named.
+            if kind == Kind::Presence && is_subscription(&stanza) {
+                to_bare(state, kind, &full.to_bare(), stanza).await
+            } else {
+                to_full(state, kind, &full, stanza).await
+            }
         }
-    } else {
-        // Federation arrives with the S2S issue.
-        bounce(
-            state,
-            &stanza,
-            StanzaError::new(Condition::RemoteServerNotFound),
-        )
-        .await
+        Destination::Component(component) => {
+            if let Err(e) = component.try_send(Box::new(stanza)) {
+                let stanza = *e.into_inner();
+                bounce(
+                    state,
+                    &stanza,
+                    StanzaError::new(Condition::ResourceConstraint).with_text("service busy"),
+                )
+                .await;
+            }
+        }
+        Destination::Remote => remote::send(state, stanza).await,
     }
 }
 
@@ -600,8 +625,7 @@ mod tests {
             presence: Some(crate::router::sessions::StoredPresence::new(
                 &Element::bare("presence", "jabber:client"),
             )),
-            roster_requested: false,
-            blocklist_requested: false,
+            flags: 0,
         };
         state
             .sessions

@@ -84,6 +84,26 @@ impl StoredPresence {
     }
 }
 
+/// One bit of per-session state that a feature keeps in the registry, where
+/// other tasks see it (a roster push goes to sessions that asked for the
+/// roster, a carbon copy to sessions that enabled carbons). Each feature
+/// declares its own flag beside its code (`features::roster::REQUESTED`,
+/// `features::carbons::ENABLED`...); features/mod.rs checks they differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionFlag(u8);
+
+impl SessionFlag {
+    /// Flag number `bit` (0 to 7).
+    pub const fn new(bit: u8) -> Self {
+        SessionFlag(1 << (bit & 7))
+    }
+
+    /// The flag's bit.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+}
+
 /// One bound resource.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
@@ -95,10 +115,15 @@ pub struct SessionHandle {
     pub priority: Option<i8>,
     /// The session's last available presence (answers probes), None while unavailable.
     pub presence: Option<StoredPresence>,
-    /// The session asked for the roster, so it gets roster pushes (RFC 6121 §2.1.6).
-    pub roster_requested: bool,
-    /// The session asked for the blocklist, so it gets blocklist pushes (XEP-0191 §3.3).
-    pub blocklist_requested: bool,
+    /// The features' per-session flags (see `SessionFlag`).
+    pub flags: u8,
+}
+
+impl SessionHandle {
+    /// Whether `flag` is set for this session.
+    pub fn has(&self, flag: SessionFlag) -> bool {
+        self.flags & flag.bits() != 0
+    }
 }
 
 /// Outcome of trying to bind a resource.
@@ -224,14 +249,35 @@ impl Sessions {
         }
     }
 
-    /// Note that the session bound to `jid` asked for its roster.
-    pub fn set_roster_requested(&self, jid: &FullJid) {
-        self.update(jid, |h| h.roster_requested = true);
+    /// Set or clear a feature's flag for the session bound to `jid`.
+    pub fn set_flag(&self, jid: &FullJid, flag: SessionFlag, on: bool) {
+        self.update(jid, |h| {
+            if on {
+                h.flags |= flag.bits();
+            } else {
+                h.flags &= !flag.bits();
+            }
+        });
     }
 
-    /// Note that the session bound to `jid` asked for its blocklist.
-    pub fn set_blocklist_requested(&self, jid: &FullJid) {
-        self.update(jid, |h| h.blocklist_requested = true);
+    /// Run `f` on every live session of an account, under the registry's
+    /// read lock: for hot paths that usually need none of them cloned
+    /// (`f` must not block).
+    pub fn with_account<R>(&self, bare: &BareJid, f: impl FnOnce(&[SessionHandle]) -> R) -> R {
+        let map = self.by_bare.read().unwrap_or_else(|p| p.into_inner());
+        match map.get(bare) {
+            // Closing sessions are rare: filter only when there is one.
+            Some(list) if list.iter().any(|h| h.control.is_closing()) => {
+                let live: Vec<SessionHandle> = list
+                    .iter()
+                    .filter(|h| !h.control.is_closing())
+                    .cloned()
+                    .collect();
+                f(&live)
+            }
+            Some(list) => f(list),
+            None => f(&[]),
+        }
     }
 
     fn update(&self, jid: &FullJid, change: impl FnOnce(&mut SessionHandle)) {
@@ -288,8 +334,7 @@ mod tests {
                 control: Arc::new(SessionControl::new(root)),
                 priority: None,
                 presence: None,
-                roster_requested: false,
-                blocklist_requested: false,
+                flags: 0,
             },
             rx,
         )

@@ -1,4 +1,6 @@
-//! SCRAM (RFC 5802, RFC 7677), server side, with tls-exporter channel binding (RFC 9266).
+//! SCRAM (RFC 5802, RFC 7677), with tls-exporter channel binding (RFC 9266): the server
+//! side ([`ScramServer`]) and a small client side ([`ScramClient`]) for the load generator
+//! and tests, built on the same HMAC and PBKDF2 helpers.
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use hmac::{Hmac, KeyInit, Mac};
@@ -82,18 +84,13 @@ impl ScramCredentials {
         salt: &[u8],
         iterations: u32,
     ) -> Result<Self, SaslError> {
-        if iterations == 0 {
-            return Err(SaslError::MalformedRequest(
-                "SCRAM iteration count must be positive",
-            ));
-        }
-        let password = saslprep(password)?;
-        let salted = hash.salted_password(password.as_bytes(), salt, iterations);
+        // The client's derivation, so that both sides share one PBKDF2 path.
+        let keys = ClientKeys::derive(hash, password, salt, iterations)?;
         Ok(Self {
             iterations,
-            salt: salt.to_vec(),
-            stored_key: hash.digest(&hash.hmac(&salted, b"Client Key")),
-            server_key: hash.hmac(&salted, b"Server Key"),
+            salt: keys.salt,
+            stored_key: hash.digest(&keys.client_key),
+            server_key: keys.server_key,
         })
     }
 
@@ -418,6 +415,295 @@ impl ScramServer {
     }
 }
 
+/// A client's random nonce: 18 bytes, 24 characters of base64.
+const CLIENT_NONCE_BYTES: usize = 18;
+
+/// The GS2 channel-binding flag a client sends (RFC 5802 §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientBinding {
+    /// `n`: the client does not do channel binding.
+    None,
+    /// `y`: the client could, but the server offered no -PLUS mechanism.
+    NotOffered,
+    /// `p=tls-exporter` with the connection's exporter data (RFC 9266), for a -PLUS mechanism.
+    TlsExporter(Vec<u8>),
+}
+
+/// What a client keeps from PBKDF2 for one password, hash, salt and iteration count: with
+/// them it logs in again without running PBKDF2, as real clients do.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientKeys {
+    /// The hash they were derived with.
+    pub hash: Hash,
+    /// The salt the server gave.
+    pub salt: Vec<u8>,
+    /// The iteration count the server gave.
+    pub iterations: u32,
+    /// HMAC(SaltedPassword, "Client Key"): enough to log in, so kept out of `Debug`.
+    pub client_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKeys")
+            .field("hash", &self.hash)
+            .field("salt", &B64.encode(&self.salt))
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientKeys {
+    /// Derive with PBKDF2 (SASLprep applied to the password inside).
+    pub fn derive(
+        hash: Hash,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<Self, SaslError> {
+        if iterations == 0 {
+            return malformed("SCRAM iteration count must be positive");
+        }
+        let password = saslprep(password)?;
+        let salted = hash.salted_password(password.as_bytes(), salt, iterations);
+        Ok(Self {
+            hash,
+            salt: salt.to_vec(),
+            iterations,
+            client_key: hash.hmac(&salted, b"Client Key"),
+            server_key: hash.hmac(&salted, b"Server Key"),
+        })
+    }
+
+    /// Whether these keys answer this server-first-message (same hash, salt and count).
+    pub fn fits(&self, first: &ServerFirst) -> bool {
+        self.hash == first.hash && self.salt == first.salt && self.iterations == first.iterations
+    }
+
+    /// ClientProof for `auth_message`, and the ServerSignature the server must answer.
+    fn sign(&self, auth_message: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let hash = self.hash;
+        let client_signature = hash.hmac(&hash.digest(&self.client_key), auth_message);
+        let proof = self
+            .client_key
+            .iter()
+            .zip(&client_signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        (proof, hash.hmac(&self.server_key, auth_message))
+    }
+}
+
+/// RFC 5802 saslname escaping (the inverse of `unescape`).
+fn escape(name: &str) -> String {
+    name.replace('=', "=3D").replace(',', "=2C")
+}
+
+/// One SCRAM exchange, client side: [`client_first`](Self::client_first), then
+/// [`server_first`](Self::server_first) on the server's challenge, then
+/// [`client_final`](Self::client_final) with the keys, then [`ClientFinal::verify`] on the
+/// server-final-message. No state changes between steps, so it is shared, not consumed.
+#[derive(Debug, Clone)]
+pub struct ScramClient {
+    hash: Hash,
+    /// `n`, `y` or `p=tls-exporter`: the GS2 header's first field.
+    flag: &'static str,
+    /// The GS2 header's authzid field (`a=NAME` or empty), escaped.
+    authz: String,
+    /// Channel-binding data appended to the GS2 header in c=.
+    cb_data: Vec<u8>,
+    /// client-first-message-bare.
+    first_bare: String,
+    nonce: String,
+}
+
+impl ScramClient {
+    /// An exchange for `username` (SASLprep'd and escaped inside) with a random nonce.
+    pub fn new(hash: Hash, username: &str, binding: ClientBinding) -> Result<Self, SaslError> {
+        let mut bytes = [0; CLIENT_NONCE_BYTES];
+        rand::fill(&mut bytes[..]);
+        Self::with_nonce(hash, username, binding, &B64.encode(bytes))
+    }
+
+    /// An exchange with a chosen nonce (printable ASCII without commas), for test vectors.
+    pub fn with_nonce(
+        hash: Hash,
+        username: &str,
+        binding: ClientBinding,
+        nonce: &str,
+    ) -> Result<Self, SaslError> {
+        if nonce.is_empty() || !nonce.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+            return malformed("bad SCRAM nonce");
+        }
+        let username = saslprep(username)?;
+        if username.is_empty() {
+            return malformed("empty SCRAM username");
+        }
+        let (flag, cb_data) = match binding {
+            ClientBinding::None => ("n", Vec::new()),
+            ClientBinding::NotOffered => ("y", Vec::new()),
+            ClientBinding::TlsExporter(data) => ("p=tls-exporter", data),
+        };
+        Ok(Self {
+            hash,
+            flag,
+            authz: String::new(),
+            cb_data,
+            first_bare: format!("n={},r={nonce}", escape(&username)),
+            nonce: nonce.to_owned(),
+        })
+    }
+
+    /// Ask to act as `authzid` (escaped inside).
+    pub fn with_authzid(mut self, authzid: &str) -> Result<Self, SaslError> {
+        if authzid.is_empty() {
+            return malformed("empty SCRAM authorization identity");
+        }
+        self.authz = format!("a={}", escape(authzid));
+        Ok(self)
+    }
+
+    /// The GS2 header: flag, authzid and the trailing comma.
+    fn gs2_header(&self) -> String {
+        format!("{},{},", self.flag, self.authz)
+    }
+
+    /// The client-first-message.
+    pub fn client_first(&self) -> String {
+        format!("{}{}", self.gs2_header(), self.first_bare)
+    }
+
+    /// Parse the server-first-message: a nonce extending ours, a salt, a positive
+    /// iteration count. A mandatory extension (m=) or an error (e=) ends the exchange.
+    pub fn server_first(&self, msg: &[u8]) -> Result<ServerFirst, SaslError> {
+        let Ok(text) = std::str::from_utf8(msg) else {
+            return malformed("SCRAM message is not UTF-8");
+        };
+        let mut attrs = text.split(',');
+        let first = attrs.next().unwrap_or_default();
+        // e= is not in server-first-message's grammar, but a refusal is what it means.
+        if first.starts_with("e=") {
+            return Err(SaslError::NotAuthorized);
+        }
+        if first.starts_with("m=") {
+            return malformed("mandatory SCRAM extensions are not supported");
+        }
+        let Some(nonce) = first.strip_prefix("r=") else {
+            return malformed("missing SCRAM nonce");
+        };
+        let Some(salt) = attrs.next().and_then(|a| a.strip_prefix("s=")) else {
+            return malformed("missing SCRAM salt");
+        };
+        let Some(iterations) = attrs.next().and_then(|a| a.strip_prefix("i=")) else {
+            return malformed("missing SCRAM iteration count");
+        };
+        for ext in attrs {
+            check_extension(ext, b"emrsi")?;
+        }
+        // The server's part must be there: a nonce it did not extend could be replayed.
+        if nonce.len() <= self.nonce.len()
+            || !nonce.starts_with(&self.nonce)
+            || !nonce.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return malformed("the server nonce does not extend ours");
+        }
+        let Ok(salt) = B64.decode(salt) else {
+            return malformed("bad base64 in SCRAM salt");
+        };
+        let iterations = match iterations.parse::<u32>() {
+            Ok(0) => return malformed("SCRAM iteration count must be positive"),
+            Ok(i) => i,
+            Err(_) => return malformed("bad SCRAM iteration count"),
+        };
+        Ok(ServerFirst {
+            hash: self.hash,
+            nonce: nonce.to_owned(),
+            salt,
+            iterations,
+            message: text.to_owned(),
+        })
+    }
+
+    /// The client-final-message, with the proof made from `keys` (which must fit `first`).
+    pub fn client_final(
+        &self,
+        first: &ServerFirst,
+        keys: &ClientKeys,
+    ) -> Result<ClientFinal, SaslError> {
+        if !keys.fits(first) {
+            return malformed("SCRAM keys derived for another hash, salt or iteration count");
+        }
+        let mut cbind_input = self.gs2_header().into_bytes();
+        cbind_input.extend_from_slice(&self.cb_data);
+        let without_proof = format!("c={},r={}", B64.encode(cbind_input), first.nonce);
+        Ok(self.finish(first, keys, without_proof))
+    }
+
+    /// client-final-message from its part before the proof (tests tamper with that part).
+    fn finish(&self, first: &ServerFirst, keys: &ClientKeys, without_proof: String) -> ClientFinal {
+        let auth_message = format!("{},{},{without_proof}", self.first_bare, first.message);
+        let (proof, server_signature) = keys.sign(auth_message.as_bytes());
+        ClientFinal {
+            message: format!("{without_proof},p={}", B64.encode(proof)),
+            server_signature,
+        }
+    }
+}
+
+/// What a client takes from the server-first-message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFirst {
+    /// The exchange's hash (the client's own).
+    pub hash: Hash,
+    /// The client's nonce followed by the server's.
+    pub nonce: String,
+    /// PBKDF2 salt.
+    pub salt: Vec<u8>,
+    /// PBKDF2 iteration count, above 0.
+    pub iterations: u32,
+    /// The message itself, part of the AuthMessage.
+    message: String,
+}
+
+/// The client-final-message, and the server signature it calls for.
+#[derive(Debug, Clone)]
+pub struct ClientFinal {
+    /// What to send.
+    pub message: String,
+    server_signature: Vec<u8>,
+}
+
+impl ClientFinal {
+    /// Check the server-final-message: the server proves it knows the keys (v=), or
+    /// refuses (e=, [`SaslError::NotAuthorized`], as is a wrong signature).
+    pub fn verify(&self, server_final: &[u8]) -> Result<(), SaslError> {
+        let Ok(text) = std::str::from_utf8(server_final) else {
+            return malformed("SCRAM message is not UTF-8");
+        };
+        let mut attrs = text.split(',');
+        let first = attrs.next().unwrap_or_default();
+        if first.starts_with("e=") {
+            return Err(SaslError::NotAuthorized);
+        }
+        let Some(verifier) = first.strip_prefix("v=") else {
+            return malformed("missing SCRAM server signature");
+        };
+        for ext in attrs {
+            check_extension(ext, b"ev")?;
+        }
+        let Ok(signature) = B64.decode(verifier) else {
+            return malformed("bad base64 in SCRAM server signature");
+        };
+        if bool::from(signature.ct_eq(&self.server_signature)) {
+            Ok(())
+        } else {
+            Err(SaslError::NotAuthorized)
+        }
+    }
+}
+
 #[cfg(test)]
 // A failing unwrap is how a test reports an unexpected error.
 #[allow(clippy::unwrap_used)]
@@ -466,6 +752,26 @@ mod tests {
         assert_eq!(
             s.client_final(client_final.as_bytes()).unwrap(),
             server_final.as_bytes()
+        );
+
+        // The client side gives the same messages and accepts the server's signature.
+        let nonce = client_first.strip_prefix("n,,n=user,r=").unwrap();
+        let client = ScramClient::with_nonce(hash, "user", ClientBinding::None, nonce).unwrap();
+        assert_eq!(client.client_first(), client_first);
+        let first = client.server_first(server_first.as_bytes()).unwrap();
+        assert_eq!((first.salt.as_slice(), first.iterations), (&salt[..], 4096));
+        let keys = ClientKeys::derive(hash, "pencil", &first.salt, first.iterations).unwrap();
+        let fin = client.client_final(&first, &keys).unwrap();
+        assert_eq!(fin.message, client_final);
+        fin.verify(server_final.as_bytes()).unwrap();
+        // A signature that is not the expected one, or an error, is a refusal.
+        let mut forged = B64.decode(&server_final[2..]).unwrap();
+        forged[0] ^= 1;
+        let forged = format!("v={}", B64.encode(forged));
+        assert_eq!(fin.verify(forged.as_bytes()), Err(SaslError::NotAuthorized));
+        assert_eq!(
+            fin.verify(b"e=invalid-proof"),
+            Err(SaslError::NotAuthorized)
         );
     }
 
@@ -608,72 +914,193 @@ mod tests {
         let sha1 = ScramCredentials::fake(Hash::Sha1, "nobody", b"secret", 4096);
         assert_eq!((sha1.salt.len(), sha1.stored_key.len()), (16, 20));
 
-        let mut client = Scram::<CSha256>::new("nobody", "pencil", ClientCb::None).unwrap();
+        let client = ScramClient::new(Hash::Sha256, "nobody", ClientBinding::None).unwrap();
         let mut server = ScramServer::new(Hash::Sha256, false, ChannelBinding::default());
-        server.client_first(&client.initial()).unwrap();
-        let server_first = server.server_first(creds, false).unwrap();
-        let client_final = client.response(&server_first).unwrap();
+        server
+            .client_first(client.client_first().as_bytes())
+            .unwrap();
+        let first = client
+            .server_first(&server.server_first(creds, false).unwrap())
+            .unwrap();
+        let keys =
+            ClientKeys::derive(Hash::Sha256, "pencil", &first.salt, first.iterations).unwrap();
+        let client_final = client.client_final(&first, &keys).unwrap();
         assert_eq!(
-            server.client_final(&client_final),
+            server.client_final(client_final.message.as_bytes()),
             Err(SaslError::NotAuthorized)
         );
     }
 
-    /// Client side computed by hand, so that a tampered c= or r= still carries a valid proof
-    /// and the test shows those fields are checked on their own.
+    /// A client for "user" with the nonce "abc".
+    fn client(hash: Hash, binding: ClientBinding, authzid: Option<&str>) -> ScramClient {
+        let c = ScramClient::with_nonce(hash, "user", binding, "abc").unwrap();
+        match authzid {
+            Some(a) => c.with_authzid(a).unwrap(),
+            None => c,
+        }
+    }
+
+    /// An exchange whose client-final-message has its c= and r= passed through `tamper`
+    /// but still a valid proof, so that the test shows those fields are checked on their own.
     fn hand_final(
         mut server: ScramServer,
-        client_first: &str,
+        client: ScramClient,
         tamper: impl Fn(&str, &str) -> (String, String),
     ) -> Result<Vec<u8>, SaslError> {
         let hash = server.hash;
-        server.client_first(client_first.as_bytes())?;
+        server.client_first(client.client_first().as_bytes())?;
         let salt = random_salt();
         let creds = ScramCredentials::derive(hash, "pencil", &salt, 100)?;
-        let server_first = String::from_utf8(server.server_first(creds, true)?).unwrap();
-        let nonce = &server_first[2..server_first.find(",s=").unwrap()];
-        let gs2 = client_first
-            .splitn(3, ',')
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(",")
-            + ",";
-        let mut cbind = gs2.into_bytes();
-        if client_first.starts_with("p=") {
-            cbind.extend_from_slice(&EXPORTER);
-        }
-        let (c, r) = tamper(&B64.encode(cbind), nonce);
-        let without_proof = format!("c={c},r={r}");
-        let bare = client_first.splitn(3, ',').nth(2).unwrap();
-        let auth = format!("{bare},{server_first},{without_proof}");
-        let salted = hash.salted_password(b"pencil", &salt, 100);
-        let client_key = hash.hmac(&salted, b"Client Key");
-        let sig = hash.hmac(&hash.digest(&client_key), auth.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-        server.client_final(format!("{without_proof},p={}", B64.encode(proof)).as_bytes())
+        let first = client.server_first(&server.server_first(creds, true)?)?;
+        let keys = ClientKeys::derive(hash, "pencil", &first.salt, first.iterations)?;
+        let mut cbind = client.gs2_header().into_bytes();
+        cbind.extend_from_slice(&client.cb_data);
+        let (c, r) = tamper(&B64.encode(cbind), &first.nonce);
+        let fin = client.finish(&first, &keys, format!("c={c},r={r}"));
+        let server_final = server.client_final(fin.message.as_bytes())?;
+        fin.verify(&server_final)?;
+        Ok(server_final)
     }
 
     #[test]
     fn hand_built_exchanges() {
         let plain = || ScramServer::new(Hash::Sha1, false, ChannelBinding::default());
         let plus = || ScramServer::new(Hash::Sha256, true, plus_cb());
+        let n = |authzid| client(Hash::Sha1, ClientBinding::None, authzid);
+        let p = |authzid| {
+            client(
+                Hash::Sha256,
+                ClientBinding::TlsExporter(EXPORTER.to_vec()),
+                authzid,
+            )
+        };
+        assert_eq!(n(None).client_first(), "n,,n=user,r=abc");
+        assert_eq!(
+            p(Some("juliet")).client_first(),
+            "p=tls-exporter,a=juliet,n=user,r=abc"
+        );
+        assert_eq!(
+            ScramClient::with_nonce(Hash::Sha1, "a=b,c", ClientBinding::None, "n")
+                .unwrap()
+                .client_first(),
+            "n,,n=a=3Db=2Cc,r=n"
+        );
         let keep = |c: &str, r: &str| (c.to_owned(), r.to_owned());
-        assert!(hand_final(plain(), "n,,n=user,r=abc", keep).is_ok());
-        assert!(hand_final(plus(), "p=tls-exporter,,n=user,r=abc", keep).is_ok());
-        assert!(hand_final(plus(), "p=tls-exporter,a=juliet,n=user,r=abc", keep).is_ok());
+        assert!(hand_final(plain(), n(None), keep).is_ok());
+        assert!(hand_final(plus(), p(None), keep).is_ok());
+        assert!(hand_final(plus(), p(Some("juliet")), keep).is_ok());
 
         let no = Err(SaslError::NotAuthorized);
         let biws = |_: &str, r: &str| ("biws".to_owned(), r.to_owned());
         let y = |_: &str, r: &str| ("eSws".to_owned(), r.to_owned());
         let short_nonce = |c: &str, r: &str| (c.to_owned(), r[..r.len() - 1].to_owned());
         let other_nonce = |c: &str, r: &str| (c.to_owned(), format!("{r}x"));
-        assert_eq!(hand_final(plain(), "n,,n=user,r=abc", y), no);
-        assert_eq!(hand_final(plain(), "n,a=x,n=user,r=abc", biws), no);
-        assert_eq!(hand_final(plus(), "p=tls-exporter,,n=user,r=abc", biws), no);
-        assert_eq!(hand_final(plain(), "n,,n=user,r=abc", short_nonce), no);
+        assert_eq!(hand_final(plain(), n(None), y), no);
+        assert_eq!(hand_final(plain(), n(Some("x")), biws), no);
+        assert_eq!(hand_final(plus(), p(None), biws), no);
+        assert_eq!(hand_final(plain(), n(None), short_nonce), no);
+        assert_eq!(hand_final(plus(), p(None), other_nonce), no);
+    }
+
+    /// Our client against our server: both hashes, with and without channel binding.
+    #[test]
+    fn client_and_server_agree() {
+        let none = ChannelBinding::default;
+        let cases = [
+            (Hash::Sha1, ClientBinding::None, false, none()),
+            (Hash::Sha256, ClientBinding::None, false, plus_cb()),
+            (Hash::Sha256, ClientBinding::NotOffered, false, none()),
+            (
+                Hash::Sha1,
+                ClientBinding::TlsExporter(EXPORTER.to_vec()),
+                true,
+                plus_cb(),
+            ),
+        ];
+        for (hash, binding, plus, cb) in cases {
+            let client = ScramClient::new(hash, "us,er=", binding.clone())
+                .unwrap()
+                .with_authzid("a,b")
+                .unwrap();
+            let mut server = ScramServer::new(hash, plus, cb);
+            let first = server
+                .client_first(client.client_first().as_bytes())
+                .unwrap();
+            assert_eq!(first.username, "us,er=");
+            assert_eq!(first.authzid.as_deref(), Some("a,b"));
+            let creds = ScramCredentials::derive(hash, "pencil", &random_salt(), 64).unwrap();
+            let server_first = client
+                .server_first(&server.server_first(creds, true).unwrap())
+                .unwrap();
+            let keys =
+                ClientKeys::derive(hash, "pencil", &server_first.salt, server_first.iterations)
+                    .unwrap();
+            assert!(keys.fits(&server_first));
+            let fin = client.client_final(&server_first, &keys).unwrap();
+            let server_final = server.client_final(fin.message.as_bytes()).unwrap();
+            assert_eq!(fin.verify(&server_final), Ok(()), "{binding:?}");
+            // Keys of another salt, count or hash are refused before anything is sent.
+            let other = ClientKeys::derive(hash, "pencil", b"other", 64).unwrap();
+            assert!(!other.fits(&server_first));
+            assert!(client.client_final(&server_first, &other).is_err());
+            // And the key stays out of debug output.
+            assert!(!format!("{keys:?}").contains("client_key"));
+        }
+    }
+
+    #[test]
+    fn client_refuses_bad_server_first_messages() {
+        let c = client(Hash::Sha256, ClientBinding::None, None);
+        let ok = c
+            .server_first(b"r=abcXYZ,s=QSXCR+Q6sek8bf92,i=4096,x=ext")
+            .unwrap();
+        assert_eq!((ok.nonce.as_str(), ok.iterations), ("abcXYZ", 4096));
+        for bad in [
+            &b""[..],
+            b"\xFF",
+            // Not our nonce, or not extended.
+            b"r=abdXYZ,s=QSXCR+Q6sek8bf92,i=4096",
+            b"r=abc,s=QSXCR+Q6sek8bf92,i=4096",
+            b"r=ab,s=QSXCR+Q6sek8bf92,i=4096",
+            b"r=abcX Y,s=QSXCR+Q6sek8bf92,i=4096",
+            b"r=abcX,s=QSXCR+Q6sek8bf92",
+            b"r=abcX,s=QSXCR+Q6sek8bf92,i=0",
+            b"r=abcX,s=QSXCR+Q6sek8bf92,i=-1",
+            b"r=abcX,s=QSXCR+Q6sek8bf92,i=99999999999",
+            b"r=abcX,s=not base64!,i=1",
+            b"r=abcX,i=1,s=QSXCR+Q6sek8bf92",
+            b"m=x,r=abcX,s=QSXCR+Q6sek8bf92,i=1",
+            b"r=abcX,s=QSXCR+Q6sek8bf92,i=1,r=other",
+            b"r=abcX,s=QSXCR+Q6sek8bf92,i=1,garbage",
+        ] {
+            assert!(
+                matches!(c.server_first(bad), Err(SaslError::MalformedRequest(_))),
+                "{bad:?}"
+            );
+        }
         assert_eq!(
-            hand_final(plus(), "p=tls-exporter,,n=user,r=abc", other_nonce),
-            no
+            c.server_first(b"e=unknown-user"),
+            Err(SaslError::NotAuthorized)
+        );
+        let first = c.server_first(b"r=abcX,s=QSXCR+Q6sek8bf92,i=1").unwrap();
+        let keys = ClientKeys::derive(Hash::Sha256, "pencil", &first.salt, 1).unwrap();
+        let fin = c.client_final(&first, &keys).unwrap();
+        for bad in [&b""[..], b"v=", b"v=not base64!", b"x=1", b"v=AAAA,garbage"] {
+            assert!(fin.verify(bad).is_err(), "{bad:?}");
+        }
+        // Bad client parameters.
+        let none = || ClientBinding::None;
+        assert!(ScramClient::with_nonce(Hash::Sha1, "user", none(), "").is_err());
+        assert!(ScramClient::with_nonce(Hash::Sha1, "user", none(), "a,b").is_err());
+        assert!(ScramClient::with_nonce(Hash::Sha1, "user", none(), "a b").is_err());
+        assert!(ScramClient::with_nonce(Hash::Sha1, "", none(), "abc").is_err());
+        assert!(ScramClient::with_nonce(Hash::Sha1, "\u{0007}", none(), "abc").is_err());
+        assert!(ClientKeys::derive(Hash::Sha1, "x", b"salt", 0).is_err());
+        assert!(
+            ScramClient::new(Hash::Sha1, "user", none())
+                .unwrap()
+                .with_authzid("")
+                .is_err()
         );
     }
 

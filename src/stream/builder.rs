@@ -59,7 +59,18 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// The namespace `prefix` is bound to. `jabber:server` (the content
+    /// namespace of server-to-server streams, RFC 6120 §4.8.3) comes out as
+    /// `jabber:client`: the two mean the same stanzas, and past the stream's
+    /// edge the code knows one namespace.
     fn lookup(&self, prefix: Option<&str>) -> Option<&str> {
+        self.lookup_declared(prefix).map(|uri| match uri {
+            ns::SERVER => ns::CLIENT,
+            other => other,
+        })
+    }
+
+    fn lookup_declared(&self, prefix: Option<&str>) -> Option<&str> {
         for scope in self.scopes.iter().rev() {
             for (p, uri) in scope.iter().rev() {
                 if p.as_deref() == prefix {
@@ -254,6 +265,7 @@ fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xmpp::stanza::Kind;
 
     fn parse(s: &str) -> Result<Element, StreamError> {
         parse_element(s.as_bytes(), &StreamNamespaces::client(), 16)
@@ -276,6 +288,24 @@ mod tests {
         assert!(el.has_child("error", ns::STREAMS));
         let msg = xmpp_parsers::message::Message::try_from(el).expect("typed");
         assert_eq!(msg.bodies.len(), 1);
+    }
+
+    #[test]
+    fn jabber_server_becomes_jabber_client_at_the_edge() {
+        let server = StreamNamespaces {
+            default: ns::SERVER.into(),
+            stream_prefix: "stream".into(),
+        };
+        let el = parse_element(
+            b"<message from='a@remote.example' to='b@localhost'><body>hi</body><x xmlns='jabber:server'/></message>",
+            &server,
+            16,
+        )
+        .expect("valid");
+        assert_eq!(el.ns(), ns::CLIENT);
+        assert!(el.has_child("body", ns::CLIENT));
+        assert!(el.has_child("x", ns::CLIENT));
+        assert_eq!(Kind::of(&el), Some(Kind::Message));
     }
 
     #[test]

@@ -196,6 +196,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmlStream<S> {
         self.io.shutdown().await
     }
 
+    /// Shut the connection down (after our last words).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.io.shutdown().await
+    }
+
     /// Close our stream cleanly.
     pub async fn close(&mut self) -> io::Result<()> {
         self.write_str("</stream:stream>").await?;

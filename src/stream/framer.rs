@@ -104,6 +104,16 @@ impl Framer {
         }
     }
 
+    /// A framer for elements standing alone, as inside a stream that is
+    /// already open: each WebSocket message (RFC 7395) is one.
+    pub fn inside_stream(limits: Limits) -> Self {
+        let mut f = Framer::new(limits);
+        f.depth = 1;
+        f.header_seen = true;
+        f.open.push(b"stream:stream".to_vec());
+        f
+    }
+
     /// Append bytes read from the peer.
     pub fn feed(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);

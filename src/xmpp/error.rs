@@ -1,7 +1,9 @@
 //! Stanza errors (RFC 6120 §8.3): conditions, types and error replies.
 
 use super::ns;
+use jid::BareJid;
 use minidom::Element;
+use std::fmt;
 
 /// The error type attribute (RFC 6120 §8.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +109,17 @@ impl StanzaError {
         }
     }
 
+    /// `internal-server-error` for a failure the peer can do nothing about (the
+    /// database, key derivation): logged here, once, with what was being done
+    /// and for which account, while the peer learns nothing of the cause.
+    pub fn internal(context: &str, user: Option<&BareJid>, error: &dyn fmt::Display) -> Self {
+        match user {
+            Some(user) => tracing::error!(user = %user, error = %error, "{context}"),
+            None => tracing::error!(error = %error, "{context}"),
+        }
+        StanzaError::new(Condition::InternalServerError)
+    }
+
     /// Add a human-readable text.
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
@@ -191,5 +204,17 @@ mod tests {
         let error = reply.get_child("error", ns::CLIENT).expect("error child");
         assert_eq!(error.attr("type"), Some("cancel"));
         assert!(error.has_child("service-unavailable", ns::STANZAS));
+    }
+
+    #[test]
+    fn internal_errors_tell_the_peer_nothing() {
+        let user = BareJid::new("juliet@capulet.lit").expect("valid JID");
+        for e in [
+            StanzaError::internal("roster storage failed", Some(&user), &"disk full"),
+            StanzaError::internal("in-band registration failed", None, &"pool closed"),
+        ] {
+            assert_eq!(e, StanzaError::new(Condition::InternalServerError));
+            assert_eq!(e.kind, ErrorType::Cancel);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod chars;
 pub mod error;
+pub mod forms;
 pub mod ns;
 pub mod stanza;
 

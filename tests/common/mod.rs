@@ -6,6 +6,7 @@ pub mod client;
 pub mod interop;
 pub mod ldap;
 pub mod muc;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub fn config_text(data_dir: &Path, extra: &str) -> String {
     format!(
         "[server]\ndomains = [\"localhost\"]\ndata_dir = \"{}\"\nshutdown_grace = 5\n\
          [c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = [\"127.0.0.1:0\"]\n\
+         [http]\nlisten = [\"127.0.0.1:0\"]\n\
          [auth]\nthrottle_base_ms = 20\nthrottle_max_ms = 200\n\
          [log]\nlevel = \"info\"\n{extra}",
         data_dir.display()
@@ -72,6 +74,14 @@ impl Server {
     pub fn start_with_c2s(keys: &str) -> Server {
         Server::start_edited(|text| {
             text.replacen("[c2s]\n", &format!("[c2s]\n{}\n", keys.trim_end()), 1)
+        })
+    }
+
+    /// A server whose `[http]` section also gets `keys` (the base
+    /// configuration has one: a second table is a TOML error).
+    pub fn start_with_http(keys: &str) -> Server {
+        Server::start_edited(|text| {
+            text.replacen("[http]\n", &format!("[http]\n{}\n", keys.trim_end()), 1)
         })
     }
 

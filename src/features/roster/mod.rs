@@ -16,10 +16,9 @@ use store::{RosterItem, RosterStore, Subscription};
 /// Longest group name and item name accepted, in bytes.
 const MAX_NAME: usize = 1024;
 
-fn internal(e: &dyn std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "roster storage failed");
-    StanzaError::new(Condition::InternalServerError)
-}
+/// The session asked for the roster, so it gets roster pushes (RFC 6121 §2.1.6).
+pub const REQUESTED: crate::router::sessions::SessionFlag =
+    crate::router::sessions::SessionFlag::new(0);
 
 /// An item as it appears in a roster result or push.
 pub fn item_element(item: &RosterItem) -> Element {
@@ -89,9 +88,9 @@ pub async fn save(
         .storage
         .put_roster_item(owner, item)
         .await
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| StanzaError::internal("roster storage failed", Some(owner), &e))?;
     for session in state.sessions.of(owner) {
-        if session.roster_requested {
+        if session.has(REQUESTED) {
             crate::router::deliver(
                 state,
                 &session,
@@ -112,7 +111,7 @@ pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
         return Ok(vec![stanza::iq_result(req.iq, None)]);
     }
     if let Ok(full) = req.from.clone().try_into_full() {
-        req.state.sessions.set_roster_requested(&full);
+        req.state.sessions.set_flag(&full, REQUESTED, true);
     }
     // Shared groups change outside the database: such users get the whole
     // roster each time (see `shared`).
@@ -128,7 +127,7 @@ pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
             .storage
             .roster_changes(&owner, since)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(|e| StanzaError::internal("roster storage failed", Some(&owner), &e))?;
         if since <= current {
             // RFC 6121 §2.6.3: an empty result, then a push per change.
             let mut out = vec![stanza::iq_result(req.iq, None)];
@@ -143,7 +142,7 @@ pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
         .storage
         .roster(&owner)
         .await
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| StanzaError::internal("roster storage failed", Some(&owner), &e))?;
     let items = shared::merge(items, shared);
     let mut query = Element::bare("query", ns::ROSTER);
     set_attr(&mut query, "ver", version.to_string());
@@ -171,7 +170,7 @@ async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<(), StanzaError> {
             .storage
             .roster_item(owner, &contact)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(|e| StanzaError::internal("roster storage failed", Some(owner), &e))?;
         let Some(item) = existing else {
             return Err(StanzaError::new(Condition::ItemNotFound));
         };
@@ -183,7 +182,7 @@ async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<(), StanzaError> {
         .storage
         .roster_item(owner, &contact)
         .await
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| StanzaError::internal("roster storage failed", Some(owner), &e))?;
     let mut groups: Vec<String> = Vec::new();
     for g in el.children().filter(|c| c.is("group", ns::ROSTER)) {
         let name = g.text();
@@ -202,22 +201,21 @@ async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<(), StanzaError> {
             StanzaError::new(Condition::NotAcceptable).with_text("names are limited to 1024 bytes")
         );
     }
-    let mut item = match existing {
-        Some(item) => item,
-        None => {
-            let size = state
-                .storage
-                .roster_size(owner)
-                .await
-                .map_err(|e| internal(&e))?;
-            if size >= state.config.limits.roster_items as i64 {
-                return Err(
-                    StanzaError::new(Condition::PolicyViolation).with_text("the roster is full")
-                );
+    let mut item =
+        match existing {
+            Some(item) => item,
+            None => {
+                let size =
+                    state.storage.roster_size(owner).await.map_err(|e| {
+                        StanzaError::internal("roster storage failed", Some(owner), &e)
+                    })?;
+                if size >= state.config.limits.roster_items as i64 {
+                    return Err(StanzaError::new(Condition::PolicyViolation)
+                        .with_text("the roster is full"));
+                }
+                RosterItem::new(contact)
             }
-            RosterItem::new(contact)
-        }
-    };
+        };
     item.name = name;
     item.groups = groups;
     save(state, owner, &item).await?;

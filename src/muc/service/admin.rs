@@ -291,18 +291,21 @@ impl Service {
             self.destroy(node, alternate, reason).await;
             return Ok(None);
         }
-        let Some(form) = query.get_child("x", ns::DATA_FORMS) else {
+        let Some(form) = query
+            .get_child("x", ns::DATA_FORMS)
+            .and_then(|x| DataForm::try_from(x.clone()).ok())
+        else {
             return Err(err(Condition::BadRequest));
         };
-        match form.attr("type") {
-            Some("cancel") => {
+        match form.type_ {
+            DataFormType::Cancel => {
                 // §10.1.3: cancelling the first configuration destroys the new room.
                 if self.rooms[node].locked {
                     self.destroy(node, None, None).await;
                 }
                 return Ok(None);
             }
-            Some("submit") => {}
+            DataFormType::Submit => {}
             _ => return Err(err(Condition::BadRequest)),
         }
         let muc = &self.state.config.muc;
@@ -311,7 +314,7 @@ impl Service {
         let was_locked = room.locked;
         let mut config = room.config.clone();
         let changes = config
-            .apply(form, max_users, max_history)
+            .apply(&form, max_users, max_history)
             .map_err(|e| err(Condition::NotAcceptable).with_text(e))?;
         room.config = config;
         room.locked = false;

@@ -239,25 +239,15 @@ impl Service {
                 ns::REGISTER,
                 "Choose the nickname reserved for you in this room.",
             ));
-            let mut x = Element::bare("x", ns::DATA_FORMS);
-            set_attr(&mut x, "type", "form");
-            for (var, kind, value) in [
-                ("FORM_TYPE", "hidden", Some(NS_REGISTER_FORM)),
-                ("muc#register_roomnick", "text-single", None),
-            ] {
-                let mut f = Element::bare("field", ns::DATA_FORMS);
-                set_attr(&mut f, "var", var);
-                set_attr(&mut f, "type", kind);
-                if var != "FORM_TYPE" {
-                    set_attr(&mut f, "label", "Nickname");
-                    f.append_child(Element::bare("required", ns::DATA_FORMS));
-                }
-                if let Some(v) = value {
-                    f.append_child(text_el("value", ns::DATA_FORMS, v));
-                }
-                x.append_child(f);
-            }
-            q.append_child(x);
+            let nick = forms::Field {
+                required: true,
+                ..forms::field("muc#register_roomnick", FieldType::TextSingle, "Nickname")
+            };
+            q.append_child(forms::to_element(DataForm::new(
+                DataFormType::Form,
+                NS_REGISTER_FORM,
+                vec![nick],
+            )));
             return Ok(Some(q));
         }
         let room_jid = room.jid.clone();
@@ -272,17 +262,11 @@ impl Service {
             }
             return Ok(None);
         }
+        // What is no data form counts as none: the legacy username may follow.
         let nick = query
             .get_child("x", ns::DATA_FORMS)
-            .and_then(|x| {
-                x.children()
-                    .find(|f| {
-                        f.is("field", ns::DATA_FORMS)
-                            && f.attr("var") == Some("muc#register_roomnick")
-                    })
-                    .and_then(|f| f.get_child("value", ns::DATA_FORMS))
-                    .map(Element::text)
-            })
+            .and_then(|x| DataForm::try_from(x.clone()).ok())
+            .and_then(|form| forms::first_value(&form, "muc#register_roomnick").map(str::to_owned))
             .or_else(|| query.get_child("username", ns::REGISTER).map(Element::text))
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())

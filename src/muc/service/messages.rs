@@ -230,10 +230,13 @@ impl Service {
                 return self.decline(node, session, decline).await;
             }
         }
-        if let Some(form) = stanza.get_child("x", ns::DATA_FORMS)
-            && form_type(form).as_deref() == Some(NS_REQUEST)
+        // FORM_TYPE by name, whatever its field type (`DataForm::form_type`
+        // would want it hidden in a type='form'): clients differ there.
+        if let Some(x) = stanza.get_child("x", ns::DATA_FORMS)
+            && let Ok(form) = DataForm::try_from(x.clone())
+            && forms::first_value(&form, "FORM_TYPE") == Some(NS_REQUEST)
         {
-            return self.voice_request(stanza, node, session, form).await;
+            return self.voice_request(stanza, node, session, &form).await;
         }
         self.reply_error(stanza, err(Condition::BadRequest)).await;
     }
@@ -323,7 +326,7 @@ impl Service {
         stanza: &Element,
         node: &str,
         session: &FullJid,
-        form: &Element,
+        form: &DataForm,
     ) {
         let room = &self.rooms[node];
         let Some(i) = room.by_session(session) else {
@@ -340,23 +343,18 @@ impl Service {
             return;
         }
         // §7.13: moderators get the form, filled with who asks.
-        let mut x = Element::bare("x", ns::DATA_FORMS);
-        set_attr(&mut x, "type", "form");
-        x.append_child(text_el("title", ns::DATA_FORMS, "Voice request"));
         let fields = [
-            ("FORM_TYPE", "hidden", NS_REQUEST.to_owned()),
-            ("muc#role", "list-single", "participant".to_owned()),
-            ("muc#jid", "jid-single", session.to_string()),
-            ("muc#roomnick", "text-single", o.nick.clone()),
-            ("muc#request_allow", "boolean", "false".to_owned()),
-        ];
-        for (var, kind, value) in fields {
-            let mut f = Element::bare("field", ns::DATA_FORMS);
-            set_attr(&mut f, "var", var);
-            set_attr(&mut f, "type", kind);
-            f.append_child(text_el("value", ns::DATA_FORMS, &value));
-            x.append_child(f);
-        }
+            ("muc#role", FieldType::ListSingle, "participant"),
+            ("muc#jid", FieldType::JidSingle, &session.to_string()),
+            ("muc#roomnick", FieldType::TextSingle, &o.nick),
+            ("muc#request_allow", FieldType::Boolean, "false"),
+        ]
+        .into_iter()
+        .map(|(var, kind, value)| forms::Field::new(var, kind).with_value(value))
+        .collect();
+        let mut form = DataForm::new(DataFormType::Form, NS_REQUEST, fields);
+        form.title = Some("Voice request".to_owned());
+        let x = forms::to_element(form);
         let mut outs = Vec::new();
         for m in room.occupants.iter().filter(|m| m.role == Role::Moderator) {
             for s in &m.sessions {
@@ -372,21 +370,18 @@ impl Service {
         }
     }
 
-    pub(super) async fn voice_approval(&mut self, node: &str, form: &Element) {
-        let value = |var: &str| {
-            form.children()
-                .find(|f| f.is("field", ns::DATA_FORMS) && f.attr("var") == Some(var))
-                .and_then(|f| f.get_child("value", ns::DATA_FORMS))
-                .map(Element::text)
-        };
-        let allow = matches!(value("muc#request_allow").as_deref(), Some("1" | "true"));
-        let Some(nick) = value("muc#roomnick") else {
+    pub(super) async fn voice_approval(&mut self, node: &str, form: &DataForm) {
+        let allow = matches!(
+            forms::first_value(form, "muc#request_allow"),
+            Some("1" | "true")
+        );
+        let Some(nick) = forms::first_value(form, "muc#roomnick") else {
             return;
         };
         if !allow {
             return;
         }
-        let Some(i) = self.rooms.get(node).and_then(|r| r.by_nick(&nick)) else {
+        let Some(i) = self.rooms.get(node).and_then(|r| r.by_nick(nick)) else {
             return;
         };
         if let Some(room) = self.rooms.get_mut(node)

@@ -14,6 +14,7 @@ use crate::features::disco::{DiscoInfo, Field, Form, Identity};
 use crate::router::packet::SharedStanza;
 use crate::state::ServerState;
 use crate::xmpp::error::{Condition, ErrorType, StanzaError};
+use crate::xmpp::forms::{self, DataForm, DataFormType, FieldType};
 use crate::xmpp::ns;
 use crate::xmpp::stanza::{iq_result, set_attr};
 use jid::{BareJid, FullJid, Jid};
@@ -441,12 +442,6 @@ fn stored_presence(stanza: &Element) -> Element {
     p
 }
 
-fn form_type(form: &Element) -> Option<String> {
-    form.children()
-        .find(|f| f.is("field", ns::DATA_FORMS) && f.attr("var") == Some("FORM_TYPE"))
-        .and_then(|f| f.get_child("value", ns::DATA_FORMS))
-        .map(Element::text)
-}
 /// A room stanza made shareable, or None (logged) if it holds a character
 /// XML forbids: a room sends nothing it could not serialise.
 pub(super) fn shareable(el: Element) -> Option<Arc<SharedStanza>> {
