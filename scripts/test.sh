@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The test command: on a fresh Debian machine, as root, installs what the
-# tests need (real clients, PostgreSQL when none runs) and runs every test.
+# tests need (real clients, Chromium and the web clients of tests/web,
+# PostgreSQL when none runs) and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(python3-slixmpp python3-nbxmpp go-sendxmpp mcabber postgresql procps slapd ldap-utils)
+packages=(python3-slixmpp python3-nbxmpp go-sendxmpp mcabber postgresql procps slapd ldap-utils chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm run the web clients (tests/web): Debian's packages only
+# when the commands are missing, as a newer Node.js may be installed otherwise.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
     echo "== installing ${missing[*]}"
     if [ "$(id -u)" != 0 ]; then
@@ -17,6 +22,17 @@ if ((${#missing[@]})); then
     fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The web clients (xmpp.js, Converse.js, playwright-core) at the versions
+# of tests/web/package-lock.json, again whenever the lock file is newer.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 10) ? 0 : 1)'; then
+    echo "scripts/test.sh: the web clients need Node.js >= 20.10 (found $(node --version))" >&2
+    exit 1
+fi
+if [ ! -d tests/web/node_modules ] || [ tests/web/package-lock.json -nt tests/web/node_modules ]; then
+    echo "== npm ci --prefix tests/web"
+    npm ci --prefix tests/web --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # PostgreSQL: use the one on 127.0.0.1:5432 when it lets us in without a

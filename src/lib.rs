@@ -14,6 +14,7 @@
 //! - `features`: what the server answers itself (listed in `features/mod.rs`).
 //! - `storage`: the SQL database and the stores' implementations.
 //! - `memory`: giving freed memory back to the system after large stanzas.
+//! - `supervise`: background services owned by the server's tracker, alive through a panic.
 //! - `admin`: the local admin socket used by the CLI.
 //! - `cli`: the sysadmin's commands.
 //! - `xmpp`: pure protocol helpers.
@@ -33,4 +34,5 @@ pub mod server;
 pub mod state;
 pub mod storage;
 pub mod stream;
+pub mod supervise;
 pub mod xmpp;

@@ -127,6 +127,13 @@ pub async fn run(
     log_panics();
     crate::memory::configure();
     let tasks = TaskTracker::new();
+    // Services stop before the sessions (see `ServerState::stopping`).
+    let services = TaskTracker::new();
+    crate::supervise::spawn(
+        &tasks,
+        "last activity writer",
+        crate::features::last::writer(state.clone()),
+    );
     tasks.spawn(crate::memory::trim_task(state.shutdown.clone()));
     let starttls = Listeners::addrs(&listeners.starttls);
     let direct = Listeners::addrs(&listeners.direct_tls);
@@ -147,9 +154,9 @@ pub async fn run(
         ));
     }
     tokio::spawn(admin.serve(state.clone()));
-    crate::features::search::start(&state);
-    crate::features::roster::shared::start(&state).await;
-    crate::muc::start(&state).await?;
+    crate::features::search::start(&state, &services);
+    crate::features::roster::shared::start(&state, &services).await;
+    crate::muc::start(&state, &services).await?;
     write_ready_file(&state.config, &starttls, &direct, &http)?;
     tracing::info!(
         domains = ?state.config.server.domains,
@@ -163,12 +170,23 @@ pub async fn run(
         sessions = state.sessions.count(),
         "shutting down: closing every stream"
     );
+    let grace = Duration::from_secs(state.config.server.shutdown_grace);
+    // First no new connections, and the services say goodbye (rooms tell
+    // their occupants, XEP-0045 status 332) while sessions still listen.
+    state.stopping.cancel();
+    services.close();
+    if tokio::time::timeout(grace, services.wait()).await.is_err() {
+        tracing::warn!("some services did not stop in time");
+    }
+    // Then the sessions: each writes what is queued for it, closes with
+    // <system-shutdown/>, and routes again what it could not write.
     state.shutdown.cancel();
     tasks.close();
-    let grace = Duration::from_secs(state.config.server.shutdown_grace);
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!("some sessions did not close in time");
     }
+    // Sessions that closed after the writer stopped left their logout times.
+    crate::features::last::flush(&state).await;
     let _ = std::fs::remove_file(state.config.ready_file());
     let _ = std::fs::remove_file(state.config.admin_socket());
     state.storage.close().await;

@@ -22,7 +22,12 @@ pub struct ServerState {
     pub components: Components,
     pub throttle: Throttle,
     pub tls: Tls,
-    /// Cancelled when the server shuts down; every session's token is a child.
+    /// Cancelled first when the server shuts down: listeners stop accepting
+    /// and services (MUC, search, shared rosters) leave their loops, while
+    /// the sessions still run to receive what the services say last (a room
+    /// tells its occupants it is going away).
+    pub stopping: CancellationToken,
+    /// Cancelled once the services have stopped; every session's token is a child.
     pub shutdown: CancellationToken,
     /// Keys fake SCRAM salts for unknown users (kept across restarts).
     pub secret: Vec<u8>,
@@ -39,6 +44,12 @@ pub struct ServerState {
     pub shared_rosters: crate::features::roster::shared::SharedRosters,
     /// The command queues of the MUC services.
     pub muc: crate::muc::Services,
+    /// Recently used credentials of internal accounts (`auth::cache`).
+    pub credentials: crate::auth::cache::CredentialCache,
+    /// Logouts waiting to be written (XEP-0012, `features::last`).
+    pub last_logouts: crate::features::last::Pending,
+    /// Rosters just fetched, for the initial presence that follows.
+    pub roster_handoff: crate::features::roster::Handoff,
     /// Large stanzas being routed again at once (see `router::reroute_packet`).
     pub large_reroutes: tokio::sync::Semaphore,
     connections: AtomicUsize,
@@ -65,6 +76,7 @@ impl ServerState {
             components: Components::default(),
             throttle,
             tls,
+            stopping: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             secret,
             blocklists: crate::features::blocking::Cache::default(),
@@ -73,6 +85,9 @@ impl ServerState {
             directories,
             shared_rosters: Default::default(),
             muc: Default::default(),
+            roster_handoff: Default::default(),
+            last_logouts: Default::default(),
+            credentials: Default::default(),
             large_reroutes: tokio::sync::Semaphore::new(LARGE_REROUTES),
             connections: AtomicUsize::new(0),
         })

@@ -1,12 +1,15 @@
-//! Short runs of the load generator's `login` and `msg` scenarios
-//! (`jaseur-bench login`, `jaseur-bench msg`) against the real server, with
-//! 20 accounts: logins with SCRAM-SHA-256 (warm key cache) and PLAIN, and
-//! chat between 10 pairs closed loop and open loop for 2 seconds. They check
-//! that the generator works, that no login fails and that no message is
-//! lost; the figures themselves come from runs on quiet, pinned cores.
+//! Short runs of the load generator's `login`, `idle` and `msg` scenarios
+//! (`jaseur-bench login`, ...) against the real server, with 20 accounts:
+//! logins with SCRAM-SHA-256 (warm key cache) and PLAIN, chat between 10
+//! pairs closed loop and open loop for 2 seconds, and over XMPP over
+//! WebSocket (RFC 7395) idle sessions, closed-loop chat and SCRAM logins.
+//! They check that the generator works, that no login fails and that no
+//! message is lost; the figures themselves come from runs on quiet, pinned
+//! cores.
 
 mod common;
 use common::Server;
+use std::net::SocketAddr;
 use std::process::Command;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_jaseur-bench");
@@ -29,9 +32,29 @@ fn server_with_users() -> Server {
     server
 }
 
-/// Run a scenario with 20 users against `server`; returns its result line.
+/// Run a scenario with 20 users against `server`'s client port; returns
+/// its result line, which has the CPU figures.
 fn run_bench(server: &Server, scenario: &str, extra: &[&str]) -> String {
-    let addr = server.c2s.to_string();
+    run_bench_on(server, server.c2s, scenario, extra)
+}
+
+/// `run_bench` with `addr` as `--server` (the HTTP listener for WebSocket).
+fn run_bench_on(server: &Server, addr: SocketAddr, scenario: &str, extra: &[&str]) -> String {
+    let line = run_scenario(server, addr, scenario, extra);
+    assert!(
+        field(&line, "server_cpu_pct").is_some_and(|v| v != "na"),
+        "{line}"
+    );
+    assert!(
+        field(&line, "gen_cpu_pct").is_some_and(|v| v != "na"),
+        "{line}"
+    );
+    line
+}
+
+/// Run a scenario with 20 users, `addr` as `--server`; returns its result line.
+fn run_scenario(server: &Server, addr: SocketAddr, scenario: &str, extra: &[&str]) -> String {
+    let addr = addr.to_string();
     let pid = server.pid().to_string();
     let cert = server.cert_path();
     let mut args = vec![
@@ -75,16 +98,8 @@ fn run_bench(server: &Server, scenario: &str, extra: &[&str]) -> String {
         .find(|l| l.starts_with(&prefix))
         .unwrap_or_else(|| panic!("no result line\n{}", report()))
         .to_owned();
-    assert!(
-        field(&line, "server_cpu_pct").is_some_and(|v| v != "na"),
-        "{}",
-        report()
-    );
-    assert!(
-        field(&line, "gen_cpu_pct").is_some_and(|v| v != "na"),
-        "{}",
-        report()
-    );
+    // Shown with --nocapture: the figures of a smoke run, not a benchmark.
+    eprintln!("{line}");
     line
 }
 
@@ -144,4 +159,51 @@ fn msg_scenario_closed_and_open_loop_lose_nothing() {
     assert_eq!(field(&open, "mode"), Some("open"), "{open}");
     let sent = check_messages(&open);
     assert!((200..=400).contains(&sent), "open loop sent {sent}: {open}");
+}
+
+/// XMPP over WebSocket on the HTTP listener (no TLS of its own, so PLAIN
+/// needs `consider_secure`): idle sessions with their memory, closed-loop
+/// chat, and SCRAM-SHA-256 logins.
+#[test]
+fn idle_msg_and_login_over_websocket() {
+    let server = Server::start_with_http("consider_secure = true");
+    server.add_numbered_users(20);
+    let http = server.http.expect("the test server has an HTTP listener");
+    let ws = ["--transport", "websocket"];
+
+    let idle = run_scenario(
+        &server,
+        http,
+        "idle",
+        &[&ws[..], &["--hold", "2", "--settle", "1"]].concat(),
+    );
+    assert_eq!(field(&idle, "transport"), Some("websocket"), "{idle}");
+    assert_eq!(field(&idle, "failed"), Some("0"), "{idle}");
+    assert_eq!(field(&idle, "lost"), Some("0"), "{idle}");
+    assert_eq!(number(&idle, "established"), 20, "{idle}");
+    assert!(
+        field(&idle, "kib_per_session").is_some_and(|v| v.parse::<f64>().is_ok()),
+        "{idle}"
+    );
+
+    let closed = run_bench_on(
+        &server,
+        http,
+        "msg",
+        &[
+            &ws[..],
+            &["--duration", "2", "--drain", "10", "--window", "4"],
+        ]
+        .concat(),
+    );
+    assert_eq!(field(&closed, "transport"), Some("websocket"), "{closed}");
+    assert_eq!(field(&closed, "mode"), Some("closed"), "{closed}");
+    check_messages(&closed);
+
+    // SCRAM-SHA-256 over WebSocket: the default for `login`, keys derived
+    // in the warm-up pass.
+    let scram = run_bench_on(&server, http, "login", &ws);
+    assert_eq!(field(&scram, "transport"), Some("websocket"), "{scram}");
+    check_logins(&scram, "scram-sha-256", "warm");
+    assert_eq!(field(&scram, "pbkdf2"), Some("0"), "{scram}");
 }

@@ -177,6 +177,27 @@ async fn user_list_is_sorted() {
     assert!(!out.status.success(), "{}", shown(&out));
 }
 
+/// The server keeps recently used credentials in memory: a password
+/// changed with the CLI while it runs must stop working at once all the
+/// same (the CLI tells it over the admin socket), and so must a deleted
+/// account's.
+#[tokio::test]
+async fn user_passwd_and_del_take_effect_at_once_on_a_running_server() {
+    let server = Server::start();
+    server.add_user("alice@localhost", "old-pw");
+    server.add_user("bob@localhost", "bob-pw");
+    // Logins that put both accounts' credentials in the server's cache.
+    assert_login_ok(&server, "alice", "old-pw").await;
+    assert_login_ok(&server, "bob", "bob-pw").await;
+    let out = server.cli(&["user", "passwd", "alice@localhost", "--password", "new-pw"]);
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_login_refused(&server, "alice", "old-pw").await;
+    assert_login_ok(&server, "alice", "new-pw").await;
+    let out = server.cli(&["user", "del", "bob@localhost"]);
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_login_refused(&server, "bob", "bob-pw").await;
+}
+
 #[tokio::test]
 async fn user_passwd_changes_the_password() {
     let server = Server::start();

@@ -108,11 +108,7 @@ async fn a_message_to_a_session_that_just_died_reaches_another_resource() {
     // reset, so that the server's next write to it fails (a plain close
     // would let the kernel accept writes that no one reads, which only
     // stream management can recover).
-    a1.io
-        .get_ref()
-        .0
-        .set_linger(Some(Duration::ZERO))
-        .expect("SO_LINGER");
+    a1.io.get_ref().0.set_zero_linger().expect("SO_LINGER");
     drop(a1);
     for i in 0..20 {
         bob.send(&format!(

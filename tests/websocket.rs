@@ -247,3 +247,68 @@ async fn each_address_holds_a_bounded_number_of_connections() {
     }
     assert!(again.is_some(), "a place came back");
 }
+
+/// XEP-0280 across transports: one resource on WebSocket, one on TCP; the
+/// WebSocket one enables carbons and sees what the TCP one sends and gets.
+#[tokio::test]
+async fn carbons_between_a_websocket_and_a_tcp_resource() {
+    let server = server_with("");
+    let mut web = ws::login(&server, "alice", "apw", "web").await;
+    let mut tcp = client::login(&server, "alice@localhost", "apw", "tcp").await;
+    let mut bob = client::login(&server, "bob@localhost", "bpw", "b").await;
+    web.send("<presence xmlns='jabber:client'/>").await;
+    tcp.send("<presence/>").await;
+    web.send(
+        "<iq xmlns='jabber:client' type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>",
+    )
+    .await;
+    let enabled = web.expect("c1").await;
+    assert!(enabled.contains("type='result'"), "{enabled}");
+    // Sent by the TCP resource: a <sent/> copy on the WebSocket.
+    tcp.send(
+        "<message to='bob@localhost/b' type='chat' id='s1'><body>sent from tcp</body></message>",
+    )
+    .await;
+    client::wait_for(&mut bob, "the original", |s| s.contains("sent from tcp")).await;
+    let copy = web.expect("sent from tcp").await;
+    assert!(copy.contains("<sent xmlns='urn:xmpp:carbons:2'>"), "{copy}");
+    assert!(copy.contains("from='alice@localhost'"), "{copy}");
+    assert!(copy.contains("to='alice@localhost/web'"), "{copy}");
+    // Received by the TCP resource: a <received/> copy on the WebSocket.
+    bob.send("<message to='alice@localhost/tcp' type='chat' id='r1'><body>to tcp</body></message>")
+        .await;
+    client::wait_for(&mut tcp, "the original", |s| s.contains("to tcp")).await;
+    let copy = web.expect("to tcp").await;
+    assert!(
+        copy.contains("<received xmlns='urn:xmpp:carbons:2'>"),
+        "{copy}"
+    );
+    // Disabled: nothing more, checked after a round trip on the WebSocket.
+    web.send(
+        "<iq xmlns='jabber:client' type='set' id='c2'><disable xmlns='urn:xmpp:carbons:2'/></iq>",
+    )
+    .await;
+    web.expect("c2").await;
+    bob.send(
+        "<message to='alice@localhost/tcp' type='chat' id='r2'><body>not copied</body></message>",
+    )
+    .await;
+    client::wait_for(&mut tcp, "the original", |s| s.contains("not copied")).await;
+    web.send("<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    loop {
+        let m = web.next().await;
+        assert!(!m.contains("not copied"), "no copy once disabled: {m}");
+        if m.contains("p1") {
+            break;
+        }
+    }
+    assert!(
+        web.next_within(Duration::from_millis(300))
+            .await
+            .ok()
+            .flatten()
+            .is_none(),
+        "no copy once disabled"
+    );
+}

@@ -24,7 +24,7 @@ pub async fn serve(
     let mut refused_logged = false;
     loop {
         let accepted = tokio::select! {
-            _ = state.shutdown.cancelled() => return,
+            _ = state.stopping.cancelled() => return,
             a = listener.accept() => a,
         };
         match accepted {

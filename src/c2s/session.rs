@@ -144,10 +144,14 @@ impl<T: Transport> Established<T> {
         match end {
             End::Error(reason) => {
                 tracing::info!(error = %reason, "closing stream");
-                if reason.condition == StreamCondition::NotAuthorized {
-                    // The account is gone (deleted or removed by its owner): what
-                    // was queued, such as the removal's own result, is written
-                    // before closing, since re-routing it leads nowhere.
+                if matches!(
+                    reason.condition,
+                    StreamCondition::NotAuthorized | StreamCondition::SystemShutdown
+                ) {
+                    // The account is gone (deleted or removed by its owner),
+                    // or the server stops: what was queued (the removal's own
+                    // result, the rooms' goodbyes) is written before closing,
+                    // since re-routing it leads nowhere or only to storage.
                     let mut written = Vec::new();
                     while let Ok(p) = self.binding.queue.try_recv() {
                         self.out(&p);
@@ -301,29 +305,18 @@ impl<T: Transport> Established<T> {
             stanza::remove_attr(&mut reply, "from");
             return self.reply(&reply).await;
         }
-        if el.attr("to").is_some() {
-            use crate::features::blocking::{self, Verdict};
-            match blocking::outbound(state, &self.jid.to_bare(), &el).await {
-                Verdict::Allow => {}
-                Verdict::Drop => return Ok(()),
-                Verdict::Reject(error) => {
-                    if !matches!(el.attr("type"), Some("error") | Some("result")) {
-                        return self.reply(&error.reply_to(&el)).await;
-                    }
-                    return Ok(());
-                }
-                Verdict::Blocked => {
-                    if !matches!(el.attr("type"), Some("error") | Some("result")) {
-                        return self.reply(&blocking::blocked_error(&el)).await;
-                    }
-                    return Ok(());
-                }
-            }
+        // The pipeline's outbound steps (features/mod.rs: blocking, carbons...).
+        let mut copies = Vec::new();
+        match crate::features::outbound(state, &self.jid, &el, &mut copies).await {
+            crate::features::Flow::Continue => {}
+            crate::features::Flow::Handled => return Ok(()),
+            crate::features::Flow::Refused(reply) => return self.reply(&reply).await,
         }
         if kind == Kind::Presence {
             return self.handle_presence(state, el).await;
         }
         router::route(state, el).await;
+        router::deliver_copies(state, copies);
         Ok(())
     }
 

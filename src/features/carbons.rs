@@ -118,6 +118,11 @@ pub fn eligible(message: &Element, direction: Direction) -> bool {
     }
 }
 
+/// Whether `el` is a carbon copy (a `<sent/>` or `<received/>` wrapper).
+pub fn is_copy(el: &Element) -> bool {
+    el.has_child("sent", NS) || el.has_child("received", NS)
+}
+
 /// The copy of `message` for `to`, one of `account`'s resources (§6, §7):
 /// from the bare JID, of the message's type, the original forwarded.
 pub fn copy(message: &Element, account: &BareJid, to: &FullJid, direction: Direction) -> Element {

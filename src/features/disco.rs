@@ -27,31 +27,14 @@ pub const CAPS_NODE: &str = "https://jaseur.example/caps";
 /// FORM_TYPE of the XEP-0157 contact addresses form.
 pub const SERVERINFO: &str = "http://jabber.org/network/serverinfo";
 
-/// The features the server itself supports, as disco#info lists them.
-///
-/// The one list: a module that adds a server feature adds its namespace here
-/// (the caps hash follows automatically).
+/// The features the server itself supports, as disco#info lists them:
+/// derived from the features' declarations (`features::FEATURES`), so a
+/// namespace is advertised exactly when its feature is on (the caps hash
+/// follows).
 pub fn server_features(config: &Config) -> Vec<&'static str> {
-    let mut features = vec![
-        ns::DISCO_INFO,
-        ns::DISCO_ITEMS,
-        // XEP-0115 §7: an entity that advertises caps (our stream feature) says so here.
-        ns::CAPS,
-        ns::TIME,
-        ns::PING,
-        ns::LAST,
-        ns::REGISTER,
-        ns::BLOCKING,
-        ns::VCARD,
-        ns::PRIVATE,
-        ns::COMMANDS,
-        // XEP-0160: offline storage is advertised with this historical name.
-        "msgoffline",
-    ];
-    if config.server.software_version {
-        features.push(ns::VERSION);
-    }
-    features
+    super::enabled(config)
+        .flat_map(|f| f.server_disco.iter().copied())
+        .collect()
 }
 
 /// One identity of a disco#info result (XEP-0030 §3.1).

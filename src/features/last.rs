@@ -14,6 +14,7 @@ use crate::xmpp::ns;
 use crate::xmpp::stanza::set_attr;
 use jid::BareJid;
 use minidom::Element;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -41,6 +42,11 @@ pub trait LastActivityStore {
         user: &BareJid,
         stamp: i64,
         status: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// `record_last_activity` for several accounts (one each) at once.
+    fn record_last_activities(
+        &self,
+        logouts: &[(BareJid, i64, String)],
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
     /// The last logout of `user` (stamp in µs, status text), if it ever logged out.
     fn last_activity(
@@ -70,6 +76,9 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     if !req.state.sessions.of(user).is_empty() {
         return Ok(Some(query(0, "")));
     }
+    if let Some((stamp, status)) = req.state.last_logouts.get(user) {
+        return Ok(Some(query(seconds_since(stamp, now_micros()), &status)));
+    }
     match req.state.storage.last_activity(user).await {
         Ok(Some((stamp, status))) => Ok(Some(query(seconds_since(stamp, now_micros()), &status))),
         Ok(None) => Err(StanzaError::new(Condition::ItemNotFound)),
@@ -81,15 +90,85 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     }
 }
 
+/// Logouts not written yet: `record_logout` notes them here and `writer`
+/// stores them in batches, so that a logout costs no database round trip
+/// of its own (a login and logout made six, and each is a hand-over to a
+/// database thread). A logout in the last moments before a crash can be
+/// lost: an approximate "last seen" is all XEP-0012 promises.
+#[derive(Debug, Default)]
+pub struct Pending {
+    logouts: std::sync::Mutex<HashMap<BareJid, (i64, String)>>,
+    wake: tokio::sync::Notify,
+}
+
+/// How long the writer gathers logouts before writing them.
+const WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Logouts waiting past which the writer is woken at once.
+const WRITE_AT: usize = 4096;
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BareJid, (i64, String)>> {
+        self.logouts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A logout not written yet.
+    fn get(&self, user: &BareJid) -> Option<(i64, String)> {
+        let map = self.lock();
+        if map.is_empty() {
+            return None;
+        }
+        map.get(user).cloned()
+    }
+
+    /// Everything waiting, for writing.
+    fn take(&self) -> Vec<(BareJid, i64, String)> {
+        std::mem::take(&mut *self.lock())
+            .into_iter()
+            .map(|(user, (stamp, status))| (user, stamp, status))
+            .collect()
+    }
+}
+
 /// Remember when `user`'s last session went offline, and its last status text.
-pub async fn record_logout(state: &ServerState, user: &BareJid, status: &str) {
-    if let Err(e) = state
-        .storage
-        .record_last_activity(user, now_micros(), status)
-        .await
-    {
-        // Losing one logout time is not worth failing the session's close for.
-        tracing::warn!(user = %user, error = %e, "cannot record last activity");
+pub fn record_logout(state: &ServerState, user: &BareJid, status: &str) {
+    let waiting = {
+        let mut map = state.last_logouts.lock();
+        map.insert(user.clone(), (now_micros(), status.to_owned()));
+        map.len()
+    };
+    if waiting == 1 || waiting >= WRITE_AT {
+        state.last_logouts.wake.notify_one();
+    }
+}
+
+/// Write what `record_logout` noted, in batches, until shutdown (and what
+/// is waiting then); `flush` writes what comes after.
+pub async fn writer(state: std::sync::Arc<ServerState>) {
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = state.last_logouts.wake.notified() => {}
+        }
+        // Gather for a moment: logouts come in bursts (a shutdown, a
+        // network cut), and one statement writes many.
+        tokio::select! {
+            _ = state.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(WRITE_EVERY) => {}
+        }
+        flush(&state).await;
+    }
+    flush(&state).await;
+}
+
+/// Write the logouts waiting now.
+pub async fn flush(state: &ServerState) {
+    let logouts = state.last_logouts.take();
+    if logouts.is_empty() {
+        return;
+    }
+    if let Err(e) = state.storage.record_last_activities(&logouts).await {
+        // Losing these logout times is not worth more than a line.
+        tracing::warn!(count = logouts.len(), error = %e, "cannot record last activity");
     }
 }
 

@@ -1,12 +1,15 @@
-//! The features, listed here in one place: which iq namespaces the server
-//! answers, for itself and on behalf of accounts, and the hooks the router
-//! calls for messages and presence.
+//! The features, listed here in one place: what each one answers and
+//! advertises (`FEATURES`), and the ordered steps messages and presence go
+//! through (`outbound`, `inbound`, `delivered`). The router and the sessions
+//! call these; disco's feature list is derived from the declarations, so it
+//! cannot drift from what is answered.
 //!
 //! Iq requests (RFC 6120 §8.2.3) must carry exactly one payload; a request
 //! nobody handles gets `service-unavailable`.
 
 pub mod announce;
 pub mod blocking;
+pub mod carbons;
 pub mod disco;
 pub mod last;
 pub mod muc_admin;
@@ -21,11 +24,16 @@ pub mod time;
 pub mod vcard;
 pub mod version;
 
+use crate::config::Config;
+use crate::router::sessions::{SessionFlag, SessionHandle, SessionId};
 use crate::state::ServerState;
 use crate::xmpp::error::{Condition, StanzaError};
 use crate::xmpp::ns;
-use jid::{BareJid, Jid};
+use crate::xmpp::stanza::Kind;
+use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
+use std::future::Future;
+use std::pin::Pin;
 
 /// What a handler answers: a result payload (or none), or an error.
 pub type IqResult = Result<Option<Element>, StanzaError>;
@@ -63,6 +71,346 @@ impl IqRequest<'_> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// What each feature declares.
+
+/// Where an iq must be addressed for a handler to answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A served domain itself.
+    Server,
+    /// An account's bare JID (or no `to`: the sender's own account).
+    Account,
+    /// Either.
+    Any,
+}
+
+/// The iq types a handler answers (others get `service-unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Methods {
+    Get,
+    Set,
+    Both,
+}
+
+/// What a handler produces: its answer, or every stanza to send (a roster
+/// set answers and pushes to the account's sessions).
+pub enum IqOutcome {
+    Reply(IqResult),
+    Stanzas(Vec<Element>),
+}
+
+impl From<IqResult> for IqOutcome {
+    fn from(r: IqResult) -> Self {
+        IqOutcome::Reply(r)
+    }
+}
+
+/// A handler's future.
+pub type IqFuture<'a> = Pin<Box<dyn Future<Output = IqOutcome> + Send + 'a>>;
+/// A handler.
+pub type IqHandler = for<'a> fn(&'a IqRequest<'a>) -> IqFuture<'a>;
+
+/// One payload a feature answers.
+pub struct Iq {
+    /// The payload's element name and namespace.
+    pub name: &'static str,
+    pub ns: &'static str,
+    pub to: Target,
+    pub methods: Methods,
+    pub handler: IqHandler,
+}
+
+/// A feature: what it answers and advertises, and the per-session flags
+/// it keeps (its pipeline steps are in `outbound`, `inbound`, `delivered`).
+pub struct Feature {
+    pub name: &'static str,
+    /// Whether the configuration turns it on.
+    pub enabled: fn(&Config) -> bool,
+    /// Advertised in the server's disco#info (XEP-0030).
+    pub server_disco: &'static [&'static str],
+    pub iqs: &'static [Iq],
+    pub flags: &'static [SessionFlag],
+}
+
+/// `fn NAME(req) -> IqFuture` running `CALL` (which may use `req`).
+macro_rules! handler {
+    (fn $name:ident($req:ident) => $call:expr) => {
+        fn $name<'a>($req: &'a IqRequest<'a>) -> IqFuture<'a> {
+            Box::pin(async move { IqOutcome::from($call) })
+        }
+    };
+}
+
+handler!(fn ping_iq(_req) => ping::handle());
+handler!(fn disco_info_iq(req) => disco::info(req).await);
+handler!(fn disco_items_iq(req) => disco::items(req).await);
+handler!(fn last_iq(req) => last::handle(req).await);
+handler!(fn version_iq(req) => version::handle(req).await);
+handler!(fn time_iq(req) => time::handle(req).await);
+handler!(fn register_iq(req) => register::handle(req).await);
+handler!(fn register_account_iq(req) => match req.from_owner() {
+    true => register::handle(req).await,
+    false => Err(StanzaError::new(Condition::ServiceUnavailable)),
+});
+handler!(fn commands_iq(req) => announce::command(req).await);
+handler!(fn vcard_iq(req) => vcard::handle(req).await);
+handler!(fn private_iq(req) => private::handle(req).await);
+handler!(fn blocking_iq(req) => blocking::handle(req).await);
+handler!(fn carbons_iq(req) => carbons::handle(req).await);
+
+fn roster_iq<'a>(req: &'a IqRequest<'a>) -> IqFuture<'a> {
+    Box::pin(async move {
+        match roster::handle(req).await {
+            Ok(stanzas) => IqOutcome::Stanzas(stanzas),
+            Err(e) => IqOutcome::Reply(Err(e)),
+        }
+    })
+}
+
+const fn iq(
+    name: &'static str,
+    ns: &'static str,
+    to: Target,
+    methods: Methods,
+    handler: IqHandler,
+) -> Iq {
+    Iq {
+        name,
+        ns,
+        to,
+        methods,
+        handler,
+    }
+}
+
+fn always(_: &Config) -> bool {
+    true
+}
+
+/// Every feature, in the order disco lists their namespaces.
+pub const FEATURES: &[Feature] = &[
+    Feature {
+        name: "disco (XEP-0030, XEP-0115)",
+        enabled: always,
+        // XEP-0115 §7: an entity that advertises caps (our stream feature) says so here.
+        server_disco: &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::CAPS],
+        iqs: &[
+            iq(
+                "query",
+                ns::DISCO_INFO,
+                Target::Any,
+                Methods::Get,
+                disco_info_iq,
+            ),
+            iq(
+                "query",
+                ns::DISCO_ITEMS,
+                Target::Any,
+                Methods::Get,
+                disco_items_iq,
+            ),
+        ],
+        flags: &[],
+    },
+    Feature {
+        name: "time (XEP-0202)",
+        enabled: always,
+        server_disco: &[ns::TIME],
+        iqs: &[iq("time", ns::TIME, Target::Server, Methods::Get, time_iq)],
+        flags: &[],
+    },
+    Feature {
+        name: "ping (XEP-0199)",
+        enabled: always,
+        server_disco: &[ns::PING],
+        iqs: &[iq("ping", ns::PING, Target::Any, Methods::Get, ping_iq)],
+        flags: &[],
+    },
+    Feature {
+        name: "last activity (XEP-0012)",
+        enabled: always,
+        server_disco: &[ns::LAST],
+        iqs: &[iq("query", ns::LAST, Target::Any, Methods::Get, last_iq)],
+        flags: &[],
+    },
+    Feature {
+        name: "registration (XEP-0077)",
+        enabled: always,
+        server_disco: &[ns::REGISTER],
+        iqs: &[
+            iq(
+                "query",
+                ns::REGISTER,
+                Target::Server,
+                Methods::Both,
+                register_iq,
+            ),
+            iq(
+                "query",
+                ns::REGISTER,
+                Target::Account,
+                Methods::Both,
+                register_account_iq,
+            ),
+        ],
+        flags: &[],
+    },
+    Feature {
+        name: "blocking (XEP-0191)",
+        enabled: always,
+        server_disco: &[ns::BLOCKING],
+        iqs: &[
+            iq(
+                "blocklist",
+                ns::BLOCKING,
+                Target::Account,
+                Methods::Both,
+                blocking_iq,
+            ),
+            iq(
+                "block",
+                ns::BLOCKING,
+                Target::Account,
+                Methods::Both,
+                blocking_iq,
+            ),
+            iq(
+                "unblock",
+                ns::BLOCKING,
+                Target::Account,
+                Methods::Both,
+                blocking_iq,
+            ),
+        ],
+        flags: &[blocking::REQUESTED],
+    },
+    Feature {
+        name: "vcard-temp (XEP-0054)",
+        enabled: always,
+        server_disco: &[ns::VCARD],
+        iqs: &[iq(
+            "vCard",
+            ns::VCARD,
+            Target::Account,
+            Methods::Both,
+            vcard_iq,
+        )],
+        flags: &[],
+    },
+    Feature {
+        name: "private storage (XEP-0049)",
+        enabled: always,
+        server_disco: &[ns::PRIVATE],
+        iqs: &[iq(
+            "query",
+            ns::PRIVATE,
+            Target::Account,
+            Methods::Both,
+            private_iq,
+        )],
+        flags: &[],
+    },
+    Feature {
+        name: "ad-hoc commands (XEP-0050, XEP-0133)",
+        enabled: always,
+        server_disco: &[ns::COMMANDS],
+        iqs: &[iq(
+            "command",
+            ns::COMMANDS,
+            Target::Server,
+            Methods::Both,
+            commands_iq,
+        )],
+        flags: &[],
+    },
+    Feature {
+        name: "offline messages (XEP-0160)",
+        enabled: always,
+        // Advertised with this historical name.
+        server_disco: &["msgoffline"],
+        iqs: &[],
+        flags: &[],
+    },
+    Feature {
+        name: "message carbons (XEP-0280)",
+        enabled: always,
+        server_disco: &[carbons::NS, carbons::RULES],
+        iqs: &[
+            iq("enable", carbons::NS, Target::Any, Methods::Set, carbons_iq),
+            iq(
+                "disable",
+                carbons::NS,
+                Target::Any,
+                Methods::Set,
+                carbons_iq,
+            ),
+        ],
+        flags: &[carbons::ENABLED],
+    },
+    Feature {
+        name: "roster (RFC 6121)",
+        enabled: always,
+        server_disco: &[],
+        iqs: &[iq(
+            "query",
+            ns::ROSTER,
+            Target::Account,
+            Methods::Both,
+            roster_iq,
+        )],
+        flags: &[roster::REQUESTED],
+    },
+    Feature {
+        name: "software version (XEP-0092)",
+        enabled: |c| c.server.software_version,
+        server_disco: &[ns::VERSION],
+        iqs: &[iq(
+            "query",
+            ns::VERSION,
+            Target::Server,
+            Methods::Get,
+            version_iq,
+        )],
+        flags: &[],
+    },
+];
+
+/// The features the configuration turns on.
+pub fn enabled(config: &Config) -> impl Iterator<Item = &'static Feature> + '_ {
+    FEATURES.iter().filter(|f| (f.enabled)(config))
+}
+
+/// The handler for a payload, if an enabled feature answers it.
+fn find(
+    config: &Config,
+    name: &str,
+    namespace: &str,
+    account: bool,
+    set: bool,
+) -> Option<IqHandler> {
+    enabled(config)
+        .flat_map(|f| f.iqs.iter())
+        .find(|i| {
+            i.name == name
+                && i.ns == namespace
+                && match i.to {
+                    Target::Any => true,
+                    Target::Server => !account,
+                    Target::Account => account,
+                }
+                && match i.methods {
+                    Methods::Both => true,
+                    Methods::Get => !set,
+                    Methods::Set => set,
+                }
+        })
+        .map(|i| i.handler)
+}
+
+// ---------------------------------------------------------------------------
+// Iq dispatch.
+
 /// What to send for an iq addressed to the server's own domain, in order
 /// (nothing for results and errors addressed to us).
 pub async fn handle_server_iq(state: &ServerState, iq: &Element) -> Vec<Element> {
@@ -92,31 +440,100 @@ async fn handle(state: &ServerState, iq: &Element, to: Option<BareJid>) -> Vec<E
         from,
         to,
     };
-    let name = payload.name();
     let namespace = payload.ns();
-    let answer: IqResult = match (req.to.is_some(), name, namespace.as_str()) {
-        (_, "ping", ns::PING) if !req.set => ping::handle(),
-        (_, "query", ns::DISCO_INFO) if !req.set => disco::info(&req).await,
-        (_, "query", ns::DISCO_ITEMS) if !req.set => disco::items(&req).await,
-        (_, "query", ns::LAST) if !req.set => last::handle(&req).await,
-        // The server itself.
-        (false, "query", ns::VERSION) if !req.set => version::handle(&req).await,
-        (false, "time", ns::TIME) if !req.set => time::handle(&req).await,
-        (false, "query", ns::REGISTER) => register::handle(&req).await,
-        (false, "command", ns::COMMANDS) => announce::command(&req).await,
-        // An account.
-        (true, "query", ns::REGISTER) if req.from_owner() => register::handle(&req).await,
-        (true, "query", ns::ROSTER) => {
-            return roster::handle(&req)
-                .await
-                .unwrap_or_else(|e| vec![e.reply_to(iq)]);
-        }
-        (true, "vCard", ns::VCARD) => vcard::handle(&req).await,
-        (true, "query", ns::PRIVATE) => private::handle(&req).await,
-        (true, "blocklist" | "block" | "unblock", ns::BLOCKING) => blocking::handle(&req).await,
-        _ => Err(StanzaError::new(Condition::ServiceUnavailable)),
+    let handler = find(
+        &state.config,
+        payload.name(),
+        &namespace,
+        req.to.is_some(),
+        req.set,
+    );
+    let outcome = match handler {
+        Some(h) => h(&req).await,
+        None => IqOutcome::Reply(Err(StanzaError::new(Condition::ServiceUnavailable))),
     };
-    vec![reply(iq, answer)]
+    match outcome {
+        IqOutcome::Reply(answer) => vec![reply(iq, answer)],
+        IqOutcome::Stanzas(stanzas) => stanzas,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The pipeline for messages and presence. The order of the steps is written
+// here and nowhere else.
+
+/// What a step decides about a stanza.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on (to the next step, then routing or delivery).
+    Continue,
+    /// Dealt with or dropped: nothing more happens to it.
+    Handled,
+    /// Refused: the sender gets this error reply instead.
+    Refused(Element),
+}
+
+/// Copies a step asks to deliver straight to sessions (carbons): the
+/// server's own stanzas, which take no further step.
+pub type Copies = Vec<(SessionHandle, Element)>;
+
+/// A stanza a local session sends (its `from` stamped, RFC 6120 §8.1.2.1),
+/// before it is routed.
+pub async fn outbound(
+    state: &ServerState,
+    from: &FullJid,
+    el: &Element,
+    copies: &mut Copies,
+) -> Flow {
+    // XEP-0191: nothing goes to those the sender blocks.
+    if el.attr("to").is_some() {
+        let verdict = blocking::outbound(state, &from.to_bare(), el).await;
+        match blocking_flow(verdict, el) {
+            Flow::Continue => {}
+            flow => return flow,
+        }
+    }
+    if Kind::of(el) == Some(Kind::Message) {
+        // XEP-0280: the sender's other resources see what it sent.
+        copies.extend(carbons::sent(state, from, el));
+        // XEP-0313 archiving of what users send comes here.
+    }
+    Flow::Continue
+}
+
+/// A stanza for a local account (its bare JID or one of its resources),
+/// before delivery.
+pub async fn inbound(state: &ServerState, to: &BareJid, el: &Element) -> Flow {
+    // XEP-0191: the recipient may block the sender.
+    let verdict = blocking::inbound(state, to, el).await;
+    blocking_flow(verdict, el)
+    // XEP-0313 archiving of what users receive comes here.
+}
+
+/// A message for local account `to` after delivery: `delivered` are the
+/// sessions that took it (none: it was stored offline, or dropped).
+pub fn delivered(
+    state: &ServerState,
+    to: &BareJid,
+    el: &Element,
+    delivered: &[SessionId],
+) -> Copies {
+    // XEP-0280: the account's other resources see what it received.
+    carbons::received(state, to, el, delivered)
+    // XEP-0357 push notifications for accounts without a live session come here.
+}
+
+/// A blocking verdict as a step's decision.
+fn blocking_flow(verdict: blocking::Verdict, el: &Element) -> Flow {
+    use blocking::Verdict;
+    let answerable = !matches!(el.attr("type"), Some("error") | Some("result"));
+    match verdict {
+        Verdict::Allow => Flow::Continue,
+        Verdict::Drop => Flow::Handled,
+        Verdict::Reject(e) if answerable => Flow::Refused(e.reply_to(el)),
+        Verdict::Blocked if answerable => Flow::Refused(blocking::blocked_error(el)),
+        Verdict::Reject(_) | Verdict::Blocked => Flow::Handled,
+    }
 }
 
 /// Split a request into its type and single payload; Ok(None) for results and errors.
@@ -142,5 +559,43 @@ fn reply(iq: &Element, answer: IqResult) -> Element {
     match answer {
         Ok(payload) => crate::xmpp::stanza::iq_result(iq, payload),
         Err(e) => e.reply_to(iq),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_flags_are_distinct() {
+        let mut seen = 0u8;
+        for f in FEATURES {
+            for flag in f.flags {
+                assert_eq!(seen & flag.bits(), 0, "{} reuses a flag", f.name);
+                seen |= flag.bits();
+            }
+        }
+    }
+
+    #[test]
+    fn each_payload_has_one_handler_per_target_and_method() {
+        let config = Config::default();
+        for f in FEATURES {
+            for i in f.iqs {
+                for (account, set) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let matching = enabled(&config)
+                        .flat_map(|g| g.iqs.iter())
+                        .filter(|j| {
+                            j.name == i.name
+                                && j.ns == i.ns
+                                && (j.to == Target::Any || (j.to == Target::Account) == account)
+                                && (j.methods == Methods::Both
+                                    || (j.methods == Methods::Set) == set)
+                        })
+                        .count();
+                    assert!(matching <= 1, "{} {} answered twice", i.name, i.ns);
+                }
+            }
+        }
     }
 }

@@ -161,7 +161,7 @@ pub async fn go_unavailable(
             .get_child("status", ns::CLIENT)
             .map(|s| s.text())
             .unwrap_or_default();
-        super::last::record_logout(state, &user, &status).await;
+        super::last::record_logout(state, &user, &status);
     }
 }
 
@@ -183,7 +183,11 @@ pub fn track_directed(sp: &mut SessionPresence, el: &Element) {
 }
 
 async fn contacts(state: &ServerState, user: &BareJid) -> Vec<RosterItem> {
-    match state.storage.roster_items(user).await {
+    let stored = match state.roster_handoff.take(user) {
+        Some(items) => Ok(items),
+        None => state.storage.roster_items(user).await,
+    };
+    match stored {
         Ok(items) => super::roster::shared::merge(items, state.shared_rosters.items(user)),
         Err(e) => {
             tracing::error!(user = %user, error = %e, "cannot load the roster for presence");

@@ -30,6 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// The jabber:iq:search namespace (and FORM_TYPE).
 pub const NS: &str = "jabber:iq:search";
@@ -57,9 +59,9 @@ pub fn service_jid(state: &ServerState, domain: &str) -> Option<String> {
     (dir.config().search && state.config.serves(domain)).then(|| format!("search.{domain}"))
 }
 
-/// Register and run the search service of every domain that has one; each
-/// stops when the server shuts down.
-pub fn start(state: &Arc<ServerState>) {
+/// Register and run the search service of every domain that has one, owned
+/// by `tasks`; each stops when the server shuts down.
+pub fn start(state: &Arc<ServerState>, tasks: &TaskTracker) {
     for (domain, dir) in state.directories.iter() {
         let Some(jid) = service_jid(state, domain) else {
             continue;
@@ -71,15 +73,17 @@ pub fn start(state: &Arc<ServerState>) {
         let rx = state.components.register(&jid, QUEUE);
         // Half the pool at most: logins share it and must not queue behind searches.
         let permits = (dir.config().pool_size / 2).clamp(1, 4);
+        let name = jid.clone();
         let service = Arc::new(Service {
             domain: domain.clone(),
             jid,
+            tasks: tasks.clone(),
             dir: dir.clone(),
             permits: Arc::new(Semaphore::new(permits)),
             rate: Mutex::new(RateLimiter::new(dir.config().search_per_minute)),
             failing: AtomicBool::new(false),
         });
-        tokio::spawn(serve(state.clone(), service, rx));
+        crate::supervise::spawn(tasks, &name, serve(state.clone(), service, rx));
     }
 }
 
@@ -89,6 +93,8 @@ struct Service {
     domain: String,
     /// `search.DOMAIN`
     jid: String,
+    /// The server's tracker, which also owns each search's task.
+    tasks: TaskTracker,
     dir: Arc<Directory>,
     /// Searches running at once.
     permits: Arc<Semaphore>,
@@ -104,14 +110,30 @@ async fn serve(
 ) {
     loop {
         let stanza = tokio::select! {
-            _ = state.shutdown.cancelled() => break,
+            _ = state.stopping.cancelled() => break,
             got = rx.recv() => match got {
                 Some(s) => *s,
                 None => break,
             },
         };
-        if let Some(reply) = dispatch(&state, &service, stanza) {
-            crate::router::route(&state, reply).await;
+        // Kept for the log line: the stanza itself goes to the request.
+        let (from, to) = (
+            stanza.attr("from").unwrap_or_default().to_owned(),
+            stanza.attr("to").unwrap_or_default().to_owned(),
+        );
+        let request = async {
+            if let Some(reply) = dispatch(&state, &service, stanza) {
+                crate::router::route(&state, reply).await;
+            }
+        };
+        // A panic on one request (a bug some client's input reached) drops
+        // that request only: the service holds no state a request changes
+        // halfway but the rate limiter, whose lock shrugs off poisoning.
+        if crate::supervise::CatchUnwind(std::pin::pin!(request))
+            .await
+            .is_err()
+        {
+            tracing::error!(%from, %to, "a request made the search service panic: dropped, the service goes on");
         }
     }
 }
@@ -263,14 +285,19 @@ fn start_search(
     }
     let state = state.clone();
     let service = service.clone();
-    tokio::spawn(async move {
+    let tasks = service.tasks.clone();
+    // Owned by the server's tracker and in the service's span (its log
+    // lines, a panic's included, name the service); it ends with the
+    // server, and its permit bounds how many run.
+    let search = async move {
         let _permit = permit;
-        let shutdown = state.shutdown.clone();
+        let shutdown = state.stopping.clone();
         tokio::select! {
             _ = shutdown.cancelled() => {}
             reply = run_search(&service, &iq, &query) => crate::router::route(&state, reply).await,
         }
-    });
+    };
+    tasks.spawn(search.in_current_span());
     None
 }
 

@@ -134,7 +134,7 @@ pub async fn serve(
     let mut refused_logged = false;
     loop {
         let accepted = tokio::select! {
-            _ = state.shutdown.cancelled() => return,
+            _ = state.stopping.cancelled() => return,
             a = listener.accept() => a,
         };
         let (tcp, peer) = match accepted {
@@ -173,7 +173,7 @@ pub async fn serve(
             // Held while the connection speaks HTTP; an upgraded WebSocket
             // takes places of its own.
             let _slot = slot;
-            let shutdown = state.shutdown.clone();
+            let shutdown = state.stopping.clone();
             if state.config.http.tls {
                 let handshake =
                     tokio::time::timeout(TLS_TIMEOUT, state.tls.acceptor().accept(tcp)).await;

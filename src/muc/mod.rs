@@ -6,7 +6,9 @@
 //! Each served domain gets one service, registered with the router as a
 //! component. A service is one task that owns all its rooms: stanzas and
 //! admin commands arrive on queues and are handled one at a time, so room
-//! state needs no locks. Nothing on the message path touches the database;
+//! state needs no locks. The server's task tracker owns that task, which
+//! stops with the server; a panic while handling one stanza drops that
+//! stanza, not the service (`crate::supervise`). Nothing on the message path touches the database;
 //! fan-out to occupants is `try_send` on their bounded session queues, so a
 //! slow occupant is disconnected by the router rather than slowing the room;
 //! a stanza for the whole room is serialised once per variant and shared by

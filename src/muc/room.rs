@@ -155,6 +155,16 @@ impl Room {
             .position(|o| o.sessions.iter().any(|s| s == jid))
     }
 
+    /// The occupant one of whose sessions is `jid`.
+    pub fn occupant_of(&self, jid: &FullJid) -> Option<&Occupant> {
+        self.occupants.iter().find(|o| o.sessions.contains(jid))
+    }
+
+    /// The occupant under `nick`.
+    pub fn occupant_named(&self, nick: &str) -> Option<&Occupant> {
+        self.occupants.iter().find(|o| o.nick == nick)
+    }
+
     pub fn by_bare(&self, jid: &BareJid) -> Option<usize> {
         self.occupants.iter().position(|o| &o.bare == jid)
     }

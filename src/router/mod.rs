@@ -102,24 +102,9 @@ async fn route_now(state: &ServerState, stanza: Element) {
     };
     match destination(state, &to) {
         Destination::Server => to_server(state, kind, stanza).await,
-        Destination::Account(bare) => {
-            if blocked_inbound(state, &bare, &stanza).await.is_none() {
-                to_bare(state, kind, &bare, stanza).await
-            }
-        }
+        Destination::Account(bare) => to_account(state, kind, &bare, None, stanza).await,
         Destination::Resource(full) => {
-            if blocked_inbound(state, &full.to_bare(), &stanza)
-                .await
-                .is_some()
-            {
-                return;
-            }
-            // Subscription state belongs to the account, whatever resource is named.
-            if kind == Kind::Presence && is_subscription(&stanza) {
-                to_bare(state, kind, &full.to_bare(), stanza).await
-            } else {
-                to_full(state, kind, &full, stanza).await
-            }
+            to_account(state, kind, &full.to_bare(), Some(&full), stanza).await
         }
         Destination::Component(component) => {
             if let Err(e) = component.try_send(Box::new(stanza)) {
@@ -144,16 +129,51 @@ fn is_subscription(presence: &Element) -> bool {
     )
 }
 
-/// XEP-0191: a stanza from someone the recipient blocks is dropped or refused.
-/// Returns Some(()) when the stanza must go no further.
-async fn blocked_inbound(state: &ServerState, to: &BareJid, stanza: &Element) -> Option<()> {
-    use features::blocking::{self, Verdict};
-    match blocking::inbound(state, to, stanza).await {
-        Verdict::Allow => None,
-        Verdict::Drop | Verdict::Blocked => Some(()),
-        Verdict::Reject(error) => {
-            bounce(state, stanza, error).await;
-            Some(())
+/// A stanza for a local account (`resource`: the one it names, if any):
+/// the pipeline's inbound steps, delivery by the RFC 6121 rules, then the
+/// steps that follow a message's delivery.
+async fn to_account(
+    state: &ServerState,
+    kind: Kind,
+    bare: &BareJid,
+    resource: Option<&FullJid>,
+    stanza: Element,
+) {
+    match features::inbound(state, bare, &stanza).await {
+        features::Flow::Continue => {}
+        features::Flow::Handled => return,
+        features::Flow::Refused(reply) => return route(state, reply).await,
+    }
+    match (kind, resource) {
+        (Kind::Message, _) => {
+            let delivered = match resource {
+                Some(full) => to_full(state, kind, full, &stanza).await,
+                None => message_to_bare(state, bare, &stanza, None).await,
+            };
+            let copies = features::delivered(state, bare, &stanza, &delivered);
+            deliver_copies(state, copies);
+        }
+        // Subscription state belongs to the account, whatever resource is named.
+        (Kind::Presence, Some(_)) if is_subscription(&stanza) => {
+            to_bare(state, kind, bare, stanza).await
+        }
+        (_, Some(full)) => {
+            to_full(state, kind, full, &stanza).await;
+        }
+        (_, None) => to_bare(state, kind, bare, stanza).await,
+    }
+}
+
+/// Deliver the server's own copies (carbons): straight to the sessions,
+/// and dropped if a session cannot take them (XEP-0280 §10.3: a copy's
+/// failure never reaches the original's sender).
+pub fn deliver_copies(state: &ServerState, copies: features::Copies) {
+    for (session, copy) in copies {
+        match Packet::new(&copy) {
+            Ok(packet) => {
+                let _ = offer(state, &session, packet);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot serialise a copy: dropped"),
         }
     }
 }
@@ -181,15 +201,27 @@ async fn to_server(state: &ServerState, kind: Kind, stanza: Element) {
     // (announcements, probes); until then they are accepted and ignored.
 }
 
-async fn to_full(state: &ServerState, kind: Kind, to: &FullJid, stanza: Element) {
+/// A stanza for one resource; returns the sessions that took it (a
+/// message may fall back to the account's other resources).
+async fn to_full(
+    state: &ServerState,
+    kind: Kind,
+    to: &FullJid,
+    stanza: &Element,
+) -> Vec<SessionId> {
     if let Some(session) = state.sessions.get(to) {
-        return deliver(state, &session, stanza).await;
+        return deliver_ref(state, &session, stanza).await;
     }
     gone_resource(state, kind, to, stanza).await
 }
 
 /// A stanza for a full JID with no live session (RFC 6121 §8.5.3.2).
-async fn gone_resource(state: &ServerState, kind: Kind, to: &FullJid, stanza: Element) {
+async fn gone_resource(
+    state: &ServerState,
+    kind: Kind,
+    to: &FullJid,
+    stanza: &Element,
+) -> Vec<SessionId> {
     let kind_type = stanza.attr("type").unwrap_or("");
     match (kind, kind_type) {
         // RFC 6121 §8.5.3.2.1: chat and normal messages fall back to the bare JID.
@@ -199,13 +231,14 @@ async fn gone_resource(state: &ServerState, kind: Kind, to: &FullJid, stanza: El
         (Kind::Message, "groupchat") | (Kind::Iq, "get" | "set") => {
             bounce(
                 state,
-                &stanza,
+                stanza,
                 StanzaError::new(Condition::ServiceUnavailable),
             )
-            .await
+            .await;
+            Vec::new()
         }
         // Headlines, errors, results and presence to a gone resource are dropped, as RFC 6121 §8.5.3.2 says.
-        _ => {}
+        _ => Vec::new(),
     }
 }
 
@@ -243,12 +276,15 @@ async fn to_bare(state: &ServerState, kind: Kind, to: &BareJid, stanza: Element)
                 }
             }
         }
-        Kind::Message => message_to_bare(state, to, stanza, None).await,
+        Kind::Message => {
+            message_to_bare(state, to, &stanza, None).await;
+        }
     }
 }
 
 /// RFC 6121 §8.5.2: messages to a bare JID go to the highest-priority
 /// non-negative resource(s); chat and normal messages with none are stored.
+/// Returns the sessions that took it.
 ///
 /// `failed` is a session that just refused this stanza. The loop is how a
 /// stanza whose session went away finds another (a recursion through the
@@ -258,24 +294,25 @@ async fn to_bare(state: &ServerState, kind: Kind, to: &BareJid, stanza: Element)
 async fn message_to_bare(
     state: &ServerState,
     to: &BareJid,
-    stanza: Element,
+    stanza: &Element,
     failed: Option<SessionId>,
-) {
+) -> Vec<SessionId> {
     let kind_type = stanza.attr("type").unwrap_or("normal");
     if kind_type == "error" {
-        return;
+        return Vec::new();
     }
     if kind_type == "groupchat" {
-        return bounce(
+        bounce(
             state,
-            &stanza,
+            stanza,
             StanzaError::new(Condition::ServiceUnavailable),
         )
         .await;
+        return Vec::new();
     }
     let headline = kind_type == "headline";
-    let Some(packet) = serialise(state, &stanza).await else {
-        return;
+    let Some(packet) = serialise(state, stanza).await else {
+        return Vec::new();
     };
     let mut failed: Vec<SessionId> = failed.into_iter().collect();
     for _ in 0..=sessions::MAX_RESOURCES + 1 {
@@ -291,40 +328,41 @@ async fn message_to_bare(
             .filter(|p| *p >= 0)
             .max();
         if let Some(best) = best {
-            let targets: Vec<&SessionHandle> = sessions
-                .iter()
-                .filter(|s| match headline {
-                    true => s.priority.is_some_and(|p| p >= 0),
-                    false => s.priority == Some(best),
-                })
-                .collect();
-            let mut delivered = false;
+            let targets = sessions.iter().filter(|s| match headline {
+                true => s.priority.is_some_and(|p| p >= 0),
+                false => s.priority == Some(best),
+            });
+            let mut delivered = Vec::new();
             for s in targets {
                 match offer(state, s, packet.clone()) {
-                    Ok(()) => delivered = true,
+                    Ok(()) => delivered.push(s.id),
                     Err(_) => failed.push(s.id),
                 }
             }
-            if delivered {
-                return;
+            if !delivered.is_empty() {
+                return delivered;
             }
             continue;
         }
         if headline {
-            return;
+            return Vec::new();
         }
-        match store_offline(state, to, &stanza, &failed).await {
-            Offline::Kept => return,
-            Offline::Refused(error) => return bounce(state, &stanza, error).await,
+        match store_offline(state, to, stanza, &failed).await {
+            Offline::Kept => return Vec::new(),
+            Offline::Refused(error) => {
+                bounce(state, stanza, error).await;
+                return Vec::new();
+            }
             // A resource became available meanwhile: deliver to it instead.
             Offline::SomeoneAvailable => continue,
         }
     }
     // Resources kept appearing and refusing it: keep it for the next login.
     tracing::warn!(to = %to, "no resource would take a message: storing it");
-    if let Some(error) = keep_offline(state, to, &stanza).await {
-        bounce(state, &stanza, error).await;
+    if let Some(error) = keep_offline(state, to, stanza).await {
+        bounce(state, stanza, error).await;
     }
+    Vec::new()
 }
 
 /// Whether a local account exists (a bound session proves it without a query).
@@ -438,11 +476,21 @@ async fn serialise(state: &ServerState, stanza: &Element) -> Option<Packet> {
 /// it is closed, and the stanza takes the path it would take if that
 /// resource were gone (so a message ends up offline, an iq gets an error).
 pub async fn deliver(state: &ServerState, session: &SessionHandle, stanza: Element) {
-    let Some(packet) = serialise(state, &stanza).await else {
-        return;
+    deliver_ref(state, session, &stanza).await;
+}
+
+/// `deliver`; returns the sessions that took the stanza.
+async fn deliver_ref(
+    state: &ServerState,
+    session: &SessionHandle,
+    stanza: &Element,
+) -> Vec<SessionId> {
+    let Some(packet) = serialise(state, stanza).await else {
+        return Vec::new();
     };
-    if offer(state, session, packet).is_err() {
-        undelivered(state, session, stanza).await;
+    match offer(state, session, packet) {
+        Ok(()) => vec![session.id],
+        Err(_) => undelivered(state, session, stanza).await,
     }
 }
 
@@ -476,21 +524,27 @@ fn offer(state: &ServerState, session: &SessionHandle, packet: Packet) -> Result
 }
 
 /// What happens to a stanza `session` refused: what would happen if that
-/// resource were gone, without trying it again.
-async fn undelivered(state: &ServerState, session: &SessionHandle, stanza: Element) {
-    match Kind::of(&stanza) {
+/// resource were gone, without trying it again. Returns the sessions that
+/// took it instead.
+async fn undelivered(
+    state: &ServerState,
+    session: &SessionHandle,
+    stanza: &Element,
+) -> Vec<SessionId> {
+    match Kind::of(stanza) {
         Some(Kind::Message) => {
             message_to_bare(state, &session.jid.to_bare(), stanza, Some(session.id)).await
         }
         Some(Kind::Iq) => {
             bounce(
                 state,
-                &stanza,
+                stanza,
                 StanzaError::new(Condition::ServiceUnavailable),
             )
-            .await
+            .await;
+            Vec::new()
         }
-        _ => {}
+        _ => Vec::new(),
     }
 }
 
@@ -519,11 +573,18 @@ pub async fn route_shared(
     if !plain || !bare_of_to || !state.config.serves(to.domain().as_str()) {
         return route(state, shared.element_to(to)).await;
     }
-    use features::blocking::{self, Verdict};
-    match blocking::inbound(state, bare, template).await {
-        Verdict::Allow => {}
-        Verdict::Drop | Verdict::Blocked => return,
-        Verdict::Reject(error) => return bounce(state, &shared.element_to(to), error).await,
+    match features::inbound(state, bare, template).await {
+        features::Flow::Continue => {}
+        features::Flow::Handled => return,
+        features::Flow::Refused(_) => {
+            // The reply names the recipient: built from the addressed copy.
+            let addressed = shared.element_to(to);
+            if let features::Flow::Refused(reply) = features::inbound(state, bare, &addressed).await
+            {
+                route(state, reply).await;
+            }
+            return;
+        }
     }
     let sent = state.sessions.with(bare, to, |s| {
         s.tx.try_send(Packet::Shared(shared.clone()))
@@ -536,12 +597,12 @@ pub async fn route_shared(
             // Offered again through the common path, which deals with the
             // refusing session, then routes it elsewhere.
             if offer(state, &session, Packet::Shared(shared.clone())).is_err() {
-                undelivered(state, &session, shared.element_to(to)).await;
+                undelivered(state, &session, &shared.element_to(to)).await;
             }
         }
         None => {
             let kind = shared.kind().unwrap_or(Kind::Message);
-            gone_resource(state, kind, to, shared.element_to(to)).await
+            gone_resource(state, kind, to, &shared.element_to(to)).await;
         }
     }
 }
@@ -575,6 +636,10 @@ pub async fn reroute_packet(state: &ServerState, jid: &FullJid, packet: Packet) 
 /// XEP-0203 delay stamp, as one from offline storage would: it may reach
 /// another resource only now, and clients sort and mark it by that stamp.
 pub async fn reroute(state: &ServerState, mut el: Element) {
+    if features::carbons::is_copy(&el) {
+        // A copy was for that session alone; the original went elsewhere.
+        return;
+    }
     if Kind::of(&el) == Some(Kind::Message)
         && el.get_child("delay", crate::xmpp::ns::DELAY).is_none()
     {

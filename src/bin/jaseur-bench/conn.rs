@@ -1,33 +1,31 @@
-//! A byte stream read by substring: just enough XML for a load generator.
+//! A connection read by substring: just enough XML for a load generator.
+use super::session::Session;
 use super::*;
 
 /// Bytes buffered while waiting for a reply; more means the server is
 /// not answering what we asked.
 const MAX_BUFFER: usize = 256 * 1024;
 
-/// A transport and what was read from it but not consumed yet.
-pub struct Conn<S> {
-    pub io: S,
+/// A connection and what was read from it but not consumed yet.
+pub struct Conn {
+    pub io: Session,
     buf: Vec<u8>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    pub fn new(io: S) -> Self {
+impl Conn {
+    pub fn new(io: Session) -> Self {
         Conn {
             io,
             buf: Vec::new(),
         }
     }
 
-    /// Write and flush.
+    /// Send one element and flush.
     pub async fn send(&mut self, data: &[u8], deadline: Instant) -> anyhow::Result<()> {
-        timeout_at(deadline, async {
-            self.io.write_all(data).await?;
-            self.io.flush().await
-        })
-        .await
-        .map_err(|_| anyhow!("timed out writing"))?
-        .context("write")
+        timeout_at(deadline, self.io.send(data))
+            .await
+            .map_err(|_| anyhow!("timed out writing"))?
+            .context("write")
     }
 
     /// Read until one of `needles` appears; consume up to the end of the
@@ -47,7 +45,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return Ok((i, self.buf.drain(..end).collect()));
             }
             if find(&self.buf, b"<stream:error").is_some()
-                || find(&self.buf, b"</stream:stream>").is_some()
+                || find(&self.buf, self.io.stream_end()).is_some()
             {
                 bail!("stream closed by server: {}", self.snippet());
             }
@@ -74,17 +72,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(self.wait_any(&[needle], deadline).await?.1)
     }
 
-    /// After sending our `</stream:stream>`: read (and discard) until the
-    /// server closes its stream or the connection. False if it did not
-    /// by `deadline`.
+    /// After sending our `</stream:stream>` (or `<close/>`): read (and
+    /// discard) until the server closes its stream or the connection.
+    /// False if it did not by `deadline`.
     pub async fn wait_closed(&mut self, deadline: Instant) -> bool {
-        const END: &[u8] = b"</stream:stream>";
+        let end = self.io.stream_end();
         loop {
-            if find(&self.buf, END).is_some() {
+            if find(&self.buf, end).is_some() {
                 return true;
             }
             // Keep only what could be the start of the end tag.
-            let keep = self.buf.len().min(END.len() - 1);
+            let keep = self.buf.len().min(end.len() - 1);
             self.buf.drain(..self.buf.len() - keep);
             let mut chunk = [0u8; 2048];
             match timeout_at(deadline, self.io.read(&mut chunk)).await {

@@ -2,12 +2,18 @@
 use super::*;
 
 use super::proc::kib;
+use super::session::Session;
 
 /// Login errors printed in full; later ones are only counted.
 const ERRORS_SHOWN: usize = 5;
 
-/// Protocol version, cipher suite and key exchange group of a connection.
-fn negotiated(conn: &rustls::ClientConnection) -> String {
+/// Protocol version, cipher suite and key exchange group of a session
+/// (`none` over WebSocket: the generator speaks `ws://`).
+fn negotiated(session: &Session) -> String {
+    let Session::Tls(tls) = session else {
+        return "none".to_owned();
+    };
+    let conn = tls.get_ref().1;
     let version = conn
         .protocol_version()
         .map_or_else(|| "?".to_owned(), |v| format!("{v:?}"));
@@ -43,8 +49,9 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         bail!("cannot read /proc/{p}/status: is the server running on this machine?");
     }
     eprintln!(
-        "idle: {} users against {} (sources {:?}), {} at a time; server RSS before: {} KiB",
+        "idle: {} users over {} against {} (sources {:?}), {} at a time; server RSS before: {} KiB",
         t.users,
+        t.transport.name(),
         t.server,
         client.sources(),
         t.concurrency,
@@ -53,7 +60,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
 
     let stats = Arc::new(login::HoldStats::default());
     let mut holders = JoinSet::new();
-    let mut logins: JoinSet<(Duration, anyhow::Result<login::Session>)> = JoinSet::new();
+    let mut logins: JoinSet<(Duration, anyhow::Result<Session>)> = JoinSet::new();
     let mut latencies = Vec::with_capacity(t.users);
     let mut failed = 0usize;
     // What the first session negotiated, e.g. `TLSv1_3/TLS13_AES_256_GCM_SHA384/X25519`.
@@ -82,7 +89,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
             joined = logins.join_next() => match joined {
                 Some(Ok((elapsed, Ok(session)))) => {
                     if tls.is_none() {
-                        tls = Some(negotiated(session.get_ref().1));
+                        tls = Some(negotiated(&session));
                     }
                     latencies.push(elapsed);
                     holders.spawn(login::hold(session, stats.clone()));
@@ -148,11 +155,12 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
 
     latencies.sort_unstable();
     println!(
-        "idle users={} established={established} failed={failed} lost={lost} pings={pings} \
-         tls={} ramp_s={:.1} login_p50_ms={:.2} login_p99_ms={:.2} login_max_ms={:.2} \
+        "idle users={} transport={} established={established} failed={failed} lost={lost} \
+         pings={pings} tls={} ramp_s={:.1} login_p50_ms={:.2} login_p99_ms={:.2} login_max_ms={:.2} \
          server_rss_before_kib={} server_rss_after_kib={} kib_per_session={per_session} \
          server_rss_end_kib={} server_hwm_kib={} gen_rss_kib={}",
         t.users,
+        t.transport.name(),
         tls.as_deref().unwrap_or("none"),
         ramp.as_secs_f64(),
         stats::percentile_ms(&latencies, 50.0),

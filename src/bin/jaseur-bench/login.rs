@@ -1,46 +1,93 @@
-//! Logging one account in: TCP, STARTTLS, TLS, SASL (PLAIN or
-//! SCRAM-SHA-256), bind, presence.
+//! Logging one account in: over TCP with STARTTLS and TLS, or over a
+//! WebSocket (RFC 7395); then SASL (PLAIN or SCRAM-SHA-256, the library's
+//! client), bind, presence.
 use super::conn::Conn;
+use super::session::{Session, TlsSession, WS_STANZA_NS, WsTarget};
 use super::*;
+use jaseur::sasl::scram::{ClientBinding, ClientKeys, Hash, ScramClient, ServerFirst};
 use std::collections::HashMap;
 
 const STARTTLS: &[u8] = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
-const BIND: &[u8] =
-    b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>";
 const ROSTER_ID: &str = "roster1";
-const ROSTER: &[u8] = b"<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>";
-const PRESENCE: &[u8] = b"<presence/>";
-const CLOSE: &[u8] = b"</stream:stream>";
 const FEATURES_END: &str = "</stream:features>";
 const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+/// RFC 7395 §3.3.1: the namespace of `<open/>` and `<close/>`.
+const FRAMING_NS: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 /// How long a closing stream may wait for the server's own close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An account's SCRAM keys, valid for one salt and iteration count.
-struct CachedKeys {
-    salt: Vec<u8>,
-    iterations: u32,
-    keys: scram::Keys,
+/// The fixed strings of a login for one transport, serialised once: the
+/// stanzas carry `xmlns='jabber:client'` over WebSocket, where every
+/// message stands alone, and nothing more over TCP.
+struct Strings {
+    /// The stream header, or `<open/>`.
+    open: Vec<u8>,
+    bind: Vec<u8>,
+    roster: Vec<u8>,
+    presence: Vec<u8>,
+    /// `</stream:stream>`, or `<close/>`.
+    close: Vec<u8>,
 }
 
-/// An authenticated, bound TLS session.
-pub type Session = TlsStream<TcpStream>;
+impl Strings {
+    fn new(transport: Transport, domain: &str) -> Strings {
+        let (open, ns, close) = match transport {
+            Transport::Tcp => (
+                format!(
+                    "<?xml version='1.0'?><stream:stream to='{domain}' version='1.0' \
+                     xml:lang='en' xmlns='jabber:client' \
+                     xmlns:stream='http://etherx.jabber.org/streams'>"
+                ),
+                "",
+                "</stream:stream>".to_owned(),
+            ),
+            Transport::Websocket => (
+                format!("<open xmlns='{FRAMING_NS}' to='{domain}' version='1.0' xml:lang='en'/>"),
+                WS_STANZA_NS,
+                format!("<close xmlns='{FRAMING_NS}'/>"),
+            ),
+        };
+        Strings {
+            open: open.into_bytes(),
+            bind: format!(
+                "<iq{ns} type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+            )
+            .into_bytes(),
+            roster: format!(
+                "<iq{ns} type='get' id='{ROSTER_ID}'><query xmlns='jabber:iq:roster'/></iq>"
+            )
+            .into_bytes(),
+            presence: format!("<presence{ns}/>").into_bytes(),
+            close: close.into_bytes(),
+        }
+    }
+}
+
+/// How connections reach the server's XMPP.
+enum Wire {
+    /// The client port: STARTTLS, then TLS.
+    Tcp {
+        tls: tokio_rustls::TlsConnector,
+        server_name: ServerName<'static>,
+    },
+    /// The HTTP listener: a WebSocket handshake.
+    Ws(WsTarget),
+}
 
 /// Everything a login needs that is the same for every account.
 pub struct Client {
     server: SocketAddr,
     sources: Vec<IpAddr>,
-    tls: tokio_rustls::TlsConnector,
-    server_name: ServerName<'static>,
-    /// The stream header, serialised once.
-    header: Vec<u8>,
+    wire: Wire,
+    strings: Strings,
     user_prefix: String,
     password_prefix: String,
     domain: String,
     timeout: Duration,
     mechanism: Mechanism,
-    /// SCRAM keys per account name, as a real client keeps them.
-    keys: std::sync::Mutex<HashMap<String, CachedKeys>>,
+    /// SCRAM keys per account name, as a real client keeps them (each
+    /// knows its salt and iteration count).
+    keys: std::sync::Mutex<HashMap<String, ClientKeys>>,
     /// PBKDF2 derivations done (cache misses).
     derivations: AtomicUsize,
 }
@@ -58,22 +105,28 @@ impl Client {
     /// otherwise. `connections`: how many connections the run opens (for
     /// the default source addresses).
     pub fn new(t: &TargetArgs, mechanism: Mechanism, connections: usize) -> anyhow::Result<Client> {
-        if t.ca.is_none() && !t.insecure {
-            bail!("give --ca CERT.pem to trust the server, or --insecure");
-        }
-        let server_name = ServerName::try_from(t.domain.clone())
-            .with_context(|| format!("{} is not a valid TLS server name", t.domain))?;
-        let header = format!(
-            "<?xml version='1.0'?><stream:stream to='{}' version='1.0' xml:lang='en' \
-             xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
-            t.domain
-        );
+        let wire = match t.transport {
+            Transport::Tcp => {
+                if t.ws_url.is_some() {
+                    bail!("--ws-url goes with --transport websocket");
+                }
+                if t.ca.is_none() && !t.insecure {
+                    bail!("give --ca CERT.pem to trust the server, or --insecure");
+                }
+                let server_name = ServerName::try_from(t.domain.clone())
+                    .with_context(|| format!("{} is not a valid TLS server name", t.domain))?;
+                Wire::Tcp {
+                    tls: tokio_rustls::TlsConnector::from(tls::client_config(t.ca.as_deref())?),
+                    server_name,
+                }
+            }
+            Transport::Websocket => Wire::Ws(WsTarget::new(&t.ws_url())?),
+        };
         Ok(Client {
             server: t.server,
             sources: sources(t, connections),
-            tls: tokio_rustls::TlsConnector::from(tls::client_config(t.ca.as_deref())?),
-            server_name,
-            header: header.into_bytes(),
+            wire,
+            strings: Strings::new(t.transport, &t.domain),
             user_prefix: t.user_prefix.clone(),
             password_prefix: t.password_prefix.clone(),
             domain: t.domain.clone(),
@@ -99,8 +152,13 @@ impl Client {
     pub async fn login(&self, index: usize, account: usize) -> anyhow::Result<Session> {
         let deadline = Instant::now() + self.timeout;
         let mut c = self.bound(index, account, deadline).await?;
-        c.send(PRESENCE, deadline).await?;
+        c.send(&self.strings.presence, deadline).await?;
         Ok(c.io)
+    }
+
+    /// `login` for the scenarios that hold a TLS stream (TCP only).
+    pub async fn login_tls(&self, index: usize, account: usize) -> anyhow::Result<TlsSession> {
+        self.login(index, account).await?.into_tls()
     }
 
     /// The `login` scenario's whole session: log in, fetch the roster,
@@ -110,7 +168,7 @@ impl Client {
         let start = Instant::now();
         let deadline = start + self.timeout;
         let mut c = self.bound(index, account, deadline).await?;
-        c.send(ROSTER, deadline).await?;
+        c.send(&self.strings.roster, deadline).await?;
         let reply = c.wait("</iq>", deadline).await.context("roster")?;
         let reply = String::from_utf8_lossy(&reply);
         if !reply.contains(ROSTER_ID)
@@ -119,49 +177,70 @@ impl Client {
         {
             bail!("roster get failed: {reply}");
         }
-        c.send(PRESENCE, deadline).await?;
+        c.send(&self.strings.presence, deadline).await?;
         let elapsed = start.elapsed();
         let close_deadline = Instant::now() + CLOSE_TIMEOUT;
-        c.send(CLOSE, close_deadline).await?;
+        c.send(&self.strings.close, close_deadline).await?;
         let clean = c.wait_closed(close_deadline).await;
         let _ = timeout_at(close_deadline, c.io.shutdown()).await;
         Ok(Closed { elapsed, clean })
     }
 
-    /// Connect, STARTTLS, authenticate and bind a resource.
-    async fn bound(
-        &self,
-        index: usize,
-        account: usize,
-        deadline: Instant,
-    ) -> anyhow::Result<Conn<Session>> {
+    /// Connect, open the stream (with STARTTLS over TCP), authenticate and
+    /// bind a resource.
+    async fn bound(&self, index: usize, account: usize, deadline: Instant) -> anyhow::Result<Conn> {
         let user = format!("{}{account}", self.user_prefix);
         let password = format!("{}{account}", self.password_prefix);
         let tcp = timeout_at(deadline, self.connect(index))
             .await
             .map_err(|_| anyhow!("timed out connecting"))?
             .context("connect")?;
-        let mut c = Conn::new(tcp);
-        c.send(&self.header, deadline).await?;
-        c.wait(FEATURES_END, deadline).await.context("features")?;
-        c.send(STARTTLS, deadline).await?;
-        if c.wait_any(&["<proceed", "<failure"], deadline).await?.0 != 0 {
-            bail!("STARTTLS refused");
-        }
-        let tls = timeout_at(deadline, self.tls.connect(self.server_name.clone(), c.io))
-            .await
-            .map_err(|_| anyhow!("timed out in the TLS handshake"))?
-            .context("TLS handshake")?;
-        let mut c = Conn::new(tls);
-        c.send(&self.header, deadline).await?;
-        let features = c
-            .wait(FEATURES_END, deadline)
-            .await
-            .context("features after TLS")?;
+        let (mut c, features) = match &self.wire {
+            Wire::Tcp { tls, server_name } => {
+                let mut c = Conn::new(Session::Plain(tcp));
+                c.send(&self.strings.open, deadline).await?;
+                c.wait(FEATURES_END, deadline).await.context("features")?;
+                c.send(STARTTLS, deadline).await?;
+                if c.wait_any(&["<proceed", "<failure"], deadline).await?.0 != 0 {
+                    bail!("STARTTLS refused");
+                }
+                let Session::Plain(tcp) = c.io else {
+                    bail!("STARTTLS on a connection that is not plain TCP");
+                };
+                let tls = timeout_at(deadline, tls.connect(server_name.clone(), tcp))
+                    .await
+                    .map_err(|_| anyhow!("timed out in the TLS handshake"))?
+                    .context("TLS handshake")?;
+                let mut c = Conn::new(Session::Tls(Box::new(tls)));
+                c.send(&self.strings.open, deadline).await?;
+                let features = c
+                    .wait(FEATURES_END, deadline)
+                    .await
+                    .context("features after TLS")?;
+                (c, features)
+            }
+            Wire::Ws(target) => {
+                let ws = timeout_at(deadline, target.handshake(tcp))
+                    .await
+                    .map_err(|_| anyhow!("timed out in the WebSocket handshake"))??;
+                let mut c = Conn::new(ws);
+                c.send(&self.strings.open, deadline).await?;
+                let features = c.wait(FEATURES_END, deadline).await.context("features")?;
+                (c, features)
+            }
+        };
+        let offered = String::from_utf8_lossy(&features);
         match self.mechanism {
-            Mechanism::Plain => self.plain(&mut c, &user, &password, deadline).await?,
+            Mechanism::Plain => {
+                if !offered.contains(">PLAIN<") {
+                    bail!(
+                        "the server does not offer PLAIN (over WebSocket, only with \
+                         [http] consider_secure = true or TLS): {offered}"
+                    );
+                }
+                self.plain(&mut c, &user, &password, deadline).await?
+            }
             Mechanism::ScramSha256 => {
-                let offered = String::from_utf8_lossy(&features);
                 if !offered.contains(">SCRAM-SHA-256<") {
                     bail!("the server does not offer SCRAM-SHA-256: {offered}");
                 }
@@ -170,11 +249,11 @@ impl Client {
                     .with_context(|| format!("SCRAM-SHA-256 for {user}@{}", self.domain))?
             }
         }
-        c.send(&self.header, deadline).await?;
+        c.send(&self.strings.open, deadline).await?;
         c.wait(FEATURES_END, deadline)
             .await
             .context("features after SASL")?;
-        c.send(BIND, deadline).await?;
+        c.send(&self.strings.bind, deadline).await?;
         let reply = c.wait("</iq>", deadline).await.context("bind")?;
         let reply = String::from_utf8_lossy(&reply);
         if reply.contains("type='error'") || reply.contains("type=\"error\"") {
@@ -185,7 +264,7 @@ impl Client {
 
     async fn plain(
         &self,
-        c: &mut Conn<Session>,
+        c: &mut Conn,
         user: &str,
         password: &str,
         deadline: Instant,
@@ -206,18 +285,18 @@ impl Client {
         Ok(())
     }
 
-    /// SCRAM-SHA-256 without channel binding (`n,,`), checking the
-    /// server's signature. PBKDF2 runs only when the cache has no keys
-    /// for this account, salt and iteration count.
+    /// SCRAM-SHA-256 without channel binding (`n,,`: none over WebSocket,
+    /// and the generator does not measure -PLUS), checking the server's
+    /// signature. PBKDF2 runs only when the cache has no keys for this
+    /// account, salt and iteration count.
     async fn scram(
         &self,
-        c: &mut Conn<Session>,
+        c: &mut Conn,
         user: &str,
         password: &str,
         deadline: Instant,
     ) -> anyhow::Result<()> {
-        let nonce = B64.encode(rand::random::<[u8; 18]>());
-        let exchange = scram::Exchange::new(user, &nonce);
+        let exchange = ScramClient::new(Hash::Sha256, user, ClientBinding::None)?;
         let auth = format!(
             "<auth xmlns='{SASL_NS}' mechanism='SCRAM-SHA-256'>{}</auth>",
             B64.encode(exchange.client_first())
@@ -227,13 +306,14 @@ impl Client {
         if i != 0 {
             bail!("refused: {}", String::from_utf8_lossy(&text));
         }
-        let server_first = sasl_data(&text, "challenge")?;
-        let first = scram::parse_server_first(&server_first, &nonce)?;
+        let first = exchange
+            .server_first(sasl_data(&text, "challenge")?.as_bytes())
+            .context("server-first-message")?;
         let keys = self.keys(user, password, &first).await?;
-        let (client_final, signature) = exchange.client_final(&server_first, &first, &keys);
+        let client_final = exchange.client_final(&first, &keys)?;
         let response = format!(
             "<response xmlns='{SASL_NS}'>{}</response>",
-            B64.encode(client_final)
+            B64.encode(&client_final.message)
         );
         c.send(response.as_bytes(), deadline).await?;
         // The server's signature comes with <success/> or, from some
@@ -242,9 +322,13 @@ impl Client {
             .wait_any(&["</success>", "</challenge>", "<failure"], deadline)
             .await?;
         match i {
-            0 => scram::check_server_final(&sasl_data(&text, "success")?, &signature),
+            0 => client_final
+                .verify(sasl_data(&text, "success")?.as_bytes())
+                .context("server-final-message"),
             1 => {
-                scram::check_server_final(&sasl_data(&text, "challenge")?, &signature)?;
+                client_final
+                    .verify(sasl_data(&text, "challenge")?.as_bytes())
+                    .context("server-final-message")?;
                 c.send(
                     format!("<response xmlns='{SASL_NS}'/>").as_bytes(),
                     deadline,
@@ -264,40 +348,34 @@ impl Client {
         &self,
         user: &str,
         password: &str,
-        first: &scram::ServerFirst,
-    ) -> anyhow::Result<scram::Keys> {
+        first: &ServerFirst,
+    ) -> anyhow::Result<ClientKeys> {
         {
             let cache = self
                 .keys
                 .lock()
                 .map_err(|_| anyhow!("key cache poisoned"))?;
             if let Some(k) = cache.get(user)
-                && k.salt == first.salt
-                && k.iterations == first.iterations
+                && k.fits(first)
             {
-                return Ok(k.keys.clone());
+                return Ok(k.clone());
             }
         }
-        let (pw, salt, iterations) = (
-            password.as_bytes().to_vec(),
+        let (hash, pw, salt, iterations) = (
+            first.hash,
+            password.to_owned(),
             first.salt.clone(),
             first.iterations,
         );
         // PBKDF2 takes milliseconds: off the reactor's threads.
         let keys =
-            tokio::task::spawn_blocking(move || scram::derive(&pw, &salt, iterations)).await?;
+            tokio::task::spawn_blocking(move || ClientKeys::derive(hash, &pw, &salt, iterations))
+                .await??;
         self.derivations.fetch_add(1, Ordering::Relaxed);
         self.keys
             .lock()
             .map_err(|_| anyhow!("key cache poisoned"))?
-            .insert(
-                user.to_owned(),
-                CachedKeys {
-                    salt: first.salt.clone(),
-                    iterations: first.iterations,
-                    keys: keys.clone(),
-                },
-            );
+            .insert(user.to_owned(), keys.clone());
         Ok(keys)
     }
 
@@ -449,12 +527,13 @@ pub struct HoldStats {
 /// the session; the owner aborts it at the end of the run.
 pub async fn hold(mut session: Session, stats: Arc<HoldStats>) {
     let mut buf = [0u8; 512];
+    let ns = session.stanza_ns();
     loop {
         match session.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if let Some(reply) = ping_reply(&buf[..n]) {
-                    if session.write_all(reply.as_bytes()).await.is_err() {
+                if let Some(reply) = ping_reply(&buf[..n], ns) {
+                    if session.send(reply.as_bytes()).await.is_err() {
                         break;
                     }
                     stats.pings.fetch_add(1, Ordering::Relaxed);
@@ -465,9 +544,11 @@ pub async fn hold(mut session: Session, stats: Arc<HoldStats>) {
     stats.closed.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The result for a ping request read whole in `chunk`. A ping split
-/// across two reads is missed: idle servers send them alone and small.
-pub fn ping_reply(chunk: &[u8]) -> Option<String> {
+/// The result for a ping request read whole in `chunk`, its start tag
+/// completed by `ns` (`Session::stanza_ns`). A ping split across two
+/// reads is missed: idle servers send them alone and small (and over
+/// WebSocket a message is a whole element).
+pub fn ping_reply(chunk: &[u8], ns: &str) -> Option<String> {
     let text = String::from_utf8_lossy(chunk);
     let at = text.find("urn:xmpp:ping")?;
     let start = text[..at].rfind("<iq")?;
@@ -478,10 +559,10 @@ pub fn ping_reply(chunk: &[u8]) -> Option<String> {
     let id = attr(tag, "id")?.replace('\'', "&apos;");
     Some(match attr(tag, "from") {
         Some(from) => format!(
-            "<iq type='result' id='{id}' to='{}'/>",
+            "<iq{ns} type='result' id='{id}' to='{}'/>",
             from.replace('\'', "&apos;")
         ),
-        None => format!("<iq type='result' id='{id}'/>"),
+        None => format!("<iq{ns} type='result' id='{id}'/>"),
     })
 }
 
@@ -497,23 +578,33 @@ fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::ping_reply;
+    use crate::session::WS_STANZA_NS;
 
     #[test]
     fn answers_pings_in_either_quote_style() {
         let jaseur = b"<iq type='get' id='jaseur-ping' from='localhost' to='u@localhost/r'><ping xmlns='urn:xmpp:ping'/></iq>";
         assert_eq!(
-            ping_reply(jaseur).as_deref(),
+            ping_reply(jaseur, "").as_deref(),
             Some("<iq type='result' id='jaseur-ping' to='localhost'/>")
         );
         let other = b"<iq id=\"p1\" type=\"get\"><ping xmlns=\"urn:xmpp:ping\"/></iq>";
         assert_eq!(
-            ping_reply(other).as_deref(),
+            ping_reply(other, "").as_deref(),
             Some("<iq type='result' id='p1'/>")
         );
-        assert_eq!(ping_reply(b"<presence/>"), None);
+        assert_eq!(ping_reply(b"<presence/>", ""), None);
         assert_eq!(
-            ping_reply(b"<iq type='result' id='x'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            ping_reply(
+                b"<iq type='result' id='x'><ping xmlns='urn:xmpp:ping'/></iq>",
+                ""
+            ),
             None
+        );
+        // Over WebSocket the reply declares its namespace, as the ping does.
+        let ws = b"<iq xmlns='jabber:client' type='get' id='p2' from='localhost'><ping xmlns='urn:xmpp:ping'/></iq>";
+        assert_eq!(
+            ping_reply(ws, WS_STANZA_NS).as_deref(),
+            Some("<iq xmlns='jabber:client' type='result' id='p2' to='localhost'/>")
         );
     }
 }

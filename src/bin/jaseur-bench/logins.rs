@@ -101,10 +101,11 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     }
     let ramp_timeout = Duration::from_secs(args.ramp_timeout);
     eprintln!(
-        "login: {} users x {} rounds with {} against {} (sources {:?}), {} at a time",
+        "login: {} users x {} rounds with {} over {} against {} (sources {:?}), {} at a time",
         t.users,
         args.rounds,
         mechanism.name(),
+        t.transport.name(),
         t.server,
         client.sources(),
         t.concurrency
@@ -144,7 +145,7 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     };
     let elapsed = measured.elapsed.as_secs_f64();
     println!(
-        "login users={} rounds={} mechanism={} cache={cache} pbkdf2={derived} \
+        "login users={} rounds={} transport={} mechanism={} cache={cache} pbkdf2={derived} \
          concurrency={} logins={ok} failed={} unclean_close={} elapsed_s={elapsed:.2} \
          logins_per_s={:.0} login_p50_ms={:.2} login_p99_ms={:.2} login_max_ms={:.2} \
          server_cpu_pct={} gen_cpu_pct={} logins_per_server_cpu_s={} \
@@ -152,6 +153,7 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
          warmup_s={warmup_s:.1} gen_rss_kib={}",
         t.users,
         args.rounds,
+        t.transport.name(),
         mechanism.name(),
         t.concurrency,
         measured.failed,

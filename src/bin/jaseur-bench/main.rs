@@ -8,22 +8,29 @@
 //! reads and discards. Nothing here is specific to Jaseur, so the same runs
 //! can be made against other servers.
 //!
+//! Connections are XML streams over TCP with STARTTLS, or, with
+//! `--transport websocket`, XMPP over WebSocket (RFC 7395: one element per
+//! text message) on the server's HTTP listener, for `login`, `idle` and
+//! `msg`. SCRAM is the library's own client (`jaseur::sasl::scram`).
+//!
 //! Scenarios (one subcommand each):
-//! - `login`: N accounts each connect over STARTTLS, authenticate (SASL
-//!   SCRAM-SHA-256 by default, or PLAIN), bind, fetch the roster, send initial
-//!   presence and close the stream, a bounded number at a time; logins per
-//!   second and login times.
-//! - `idle`: log N accounts in over STARTTLS + SASL PLAIN, bind, send initial
-//!   presence, hold the sessions idle, and report the server's resident memory
-//!   per session (from `/proc/PID/status`).
-//! - `muc`: log N accounts in, put them in rooms of `--room-size` occupants
+//! - `login`: N accounts each connect (STARTTLS or WebSocket), authenticate
+//!   (SASL SCRAM-SHA-256 by default, or PLAIN), bind, fetch the roster, send
+//!   initial presence and close the stream, a bounded number at a time;
+//!   logins per second and login times.
+//! - `idle`: log N accounts in (STARTTLS or WebSocket; SASL PLAIN by
+//!   default), bind, send initial presence, hold the sessions idle, and
+//!   report the server's resident memory per session (from
+//!   `/proc/PID/status`).
+//! - `muc` (TCP only): log N accounts in, put them in rooms of `--room-size` occupants
 //!   (XEP-0045), let a few senders per room send groupchat messages
 //!   closed-loop or at a fixed rate, and report delivered stanzas per second,
 //!   end-to-end latency, lost messages and the server's CPU and memory.
-//! - `msg`: N accounts in pairs sending each other chat messages, closed-loop
-//!   (a window of messages in flight per sender) or at a fixed total rate;
-//!   delivered messages per second, end-to-end latency, lost messages.
-//! - `storm`: N accounts send mutated stanzas (forbidden characters, broken
+//! - `msg`: N accounts in pairs sending each other chat messages (over TCP
+//!   or WebSocket), closed-loop (a window of messages in flight per sender)
+//!   or at a fixed total rate; delivered messages per second, end-to-end
+//!   latency, lost messages.
+//! - `storm` (TCP only): N accounts send mutated stanzas (forbidden characters, broken
 //!   and oversized XML, hostile addresses) for a bounded time while two probe
 //!   accounts keep logging in and chatting; probe times, the server's
 //!   memory, and whether it survived.
@@ -44,7 +51,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
@@ -63,15 +70,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// Log N accounts in and out (STARTTLS, SASL, bind, roster, presence, close): logins/s.
+    /// Log N accounts in and out (STARTTLS or WebSocket, SASL, bind, roster, presence, close): logins/s.
     Login(LoginArgs),
     /// Log N accounts in, hold the sessions idle, report the server's memory per session.
     Idle(IdleArgs),
-    /// Groupchat fan-out: rooms of M occupants, a few senders each.
+    /// Groupchat fan-out: rooms of M occupants, a few senders each (TCP only).
     Muc(MucArgs),
     /// One-to-one chat: N accounts in pairs, closed loop or at a fixed rate.
     Msg(MsgArgs),
-    /// Hostile input: N accounts send mutated stanzas while probes log in and chat.
+    /// Hostile input: N accounts send mutated stanzas while probes log in and chat (TCP only).
     Storm(storm::StormArgs),
 }
 
@@ -95,12 +102,40 @@ impl Mechanism {
     }
 }
 
+/// How XMPP is carried.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// An XML stream over TCP, with STARTTLS (RFC 6120).
+    Tcp,
+    /// XMPP over WebSocket (RFC 7395), `ws://` on the server's HTTP listener.
+    Websocket,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Websocket => "websocket",
+        }
+    }
+}
+
 /// Where to connect and as whom: shared by every scenario.
 #[derive(Args, Debug, Clone)]
 struct TargetArgs {
-    /// The server's STARTTLS client port.
+    /// The server's STARTTLS client port; with `--transport websocket`, its
+    /// HTTP listener.
     #[arg(long)]
     server: SocketAddr,
+    /// How XMPP is carried: `tcp` (STARTTLS) or `websocket` (RFC 7395; for
+    /// `login`, `idle` and `msg`).
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    transport: Transport,
+    /// WebSocket: the URL asked for (default: ws://SERVER/xmpp-websocket).
+    /// The connection still goes to --server, so the URL's host may be a
+    /// name the server knows itself by.
+    #[arg(long)]
+    ws_url: Option<String>,
     /// The XMPP domain (stream `to`, TLS SNI, account domain).
     #[arg(long, default_value = "localhost")]
     domain: String,
@@ -119,7 +154,7 @@ struct TargetArgs {
     /// Logins in flight at once.
     #[arg(long, default_value_t = 200)]
     concurrency: usize,
-    /// Trust this PEM certificate (or CA) for the server.
+    /// Trust this PEM certificate (or CA) for the server (TCP: STARTTLS).
     #[arg(long, conflicts_with = "insecure")]
     ca: Option<PathBuf>,
     /// Accept any server certificate (handshake signatures are still checked).
@@ -248,6 +283,23 @@ struct MucArgs {
     settle: u64,
 }
 
+impl TargetArgs {
+    /// The WebSocket URL to ask for.
+    fn ws_url(&self) -> String {
+        self.ws_url
+            .clone()
+            .unwrap_or_else(|| format!("ws://{}/xmpp-websocket", self.server))
+    }
+
+    /// For the scenarios that run over TCP only.
+    fn require_tcp(&self, scenario: &str) -> anyhow::Result<()> {
+        if self.transport != Transport::Tcp {
+            bail!("{scenario} runs over TCP with STARTTLS only (--transport tcp)");
+        }
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -286,7 +338,7 @@ mod msg;
 mod muc;
 mod proc;
 mod scan;
-mod scram;
+mod session;
 mod stats;
 mod storm;
 mod tls;

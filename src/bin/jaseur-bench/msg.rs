@@ -6,10 +6,13 @@
 //! with no channel between tasks. A message is
 //! `<message to='PARTNER@DOMAIN' type='chat'><body>jb PLACE SEQ NANOS</body></message>`
 //! (PLACE: 0 or 1 in the pair; NANOS: planned send time since the run's
-//! base instant), serialised from a prefix formatted once per session.
+//! base instant), serialised from a prefix formatted once per session. Over
+//! WebSocket the message also declares `xmlns='jabber:client'`, and each
+//! goes in a text message of its own.
 use super::muc::{parse_body, parse_sent};
 use super::proc::{CpuMark, kib};
 use super::scan::{Flow, Splitter, has_attr, snippet, start_tag};
+use super::session::{Batch, Session};
 use super::stats::Histogram;
 use super::*;
 use std::io::Write as _;
@@ -66,11 +69,12 @@ impl Shared {
     }
 }
 
-/// One session of a pair: a few counters besides its TLS stream.
+/// One session of a pair: a few counters besides its connection.
 struct Side {
-    session: login::Session,
+    session: Session,
     splitter: Splitter,
-    /// `<message to='PARTNER' type='chat'><body>jb PLACE `.
+    /// `<message to='PARTNER' type='chat'><body>jb PLACE ` (with the
+    /// namespace over WebSocket).
     prefix: Box<[u8]>,
     /// 0 or 1: the place in the pair, carried in the body.
     place: usize,
@@ -95,9 +99,10 @@ impl Side {
             bail!("connection closed by the server");
         }
         let now = shared.nanos(Instant::now());
+        let ns = self.session.stanza_ns();
         let mut splitter = std::mem::take(&mut self.splitter);
         let mut got = 0u64;
-        let mut replies = String::new();
+        let mut replies = Batch::default();
         let flow = splitter.feed(data, |stanza| {
             let tag = start_tag(stanza);
             if tag.starts_with(b"<message") {
@@ -124,8 +129,8 @@ impl Side {
                 }
                 self.next_seq = self.next_seq.max(seq + 1);
             } else if tag.starts_with(b"<iq") {
-                if let Some(reply) = login::ping_reply(stanza) {
-                    replies.push_str(&reply);
+                if let Some(reply) = login::ping_reply(stanza, ns) {
+                    replies.push(reply.as_bytes());
                 } else if has_attr(tag, "type", "get") || has_attr(tag, "type", "set") {
                     shared.error("unexpected request", stanza);
                 }
@@ -142,22 +147,18 @@ impl Side {
             bail!("stream closed by the server");
         }
         if !replies.is_empty() {
-            self.write(replies.as_bytes()).await?;
+            self.session.send_batch(&replies).await?;
         }
         Ok(got)
     }
 
-    async fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
-        self.session.write_all(data).await?;
-        self.session.flush().await?;
-        Ok(())
-    }
-
     /// Append the next message, planned at `at` and written at
     /// `written` (ns), to `out`.
-    fn message(&mut self, out: &mut Vec<u8>, at: u64, written: u64) {
-        out.extend_from_slice(&self.prefix);
-        let _ = write!(out, "{} {at} {written}</body></message>", self.sent);
+    fn message(&mut self, out: &mut Batch, at: u64, written: u64) {
+        let buf = out.buf();
+        buf.extend_from_slice(&self.prefix);
+        let _ = write!(buf, "{} {at} {written}</body></message>", self.sent);
+        out.end();
         self.sent += 1;
     }
 
@@ -166,7 +167,7 @@ impl Side {
         &mut self,
         count: u64,
         shared: &Shared,
-        out: &mut Vec<u8>,
+        out: &mut Batch,
     ) -> anyhow::Result<()> {
         let now = Instant::now();
         if count == 0 || now >= shared.send_end {
@@ -180,7 +181,7 @@ impl Side {
         // Counted before the write: the drain after `send_end` waits for
         // delivered == sent, and must not end while a write is under way.
         shared.sent.fetch_add(count, Ordering::Relaxed);
-        self.write(out).await?;
+        self.session.send_batch(out).await?;
         Ok(())
     }
 
@@ -190,7 +191,7 @@ impl Side {
         &mut self,
         now: Instant,
         shared: &Shared,
-        out: &mut Vec<u8>,
+        out: &mut Batch,
     ) -> anyhow::Result<()> {
         let (Some(interval), Some(mut at)) = (shared.interval, self.due) else {
             return Ok(());
@@ -211,7 +212,7 @@ impl Side {
         if count > 0 {
             // Counted before the write (see `send_now`).
             shared.sent.fetch_add(count, Ordering::Relaxed);
-            self.write(out).await?;
+            self.session.send_batch(out).await?;
             if late > 0 {
                 shared.late.fetch_add(late, Ordering::Relaxed);
             }
@@ -255,7 +256,7 @@ async fn exchange(a: &mut Side, b: &mut Side, shared: &Shared) -> anyhow::Result
         _ = shared.cancel.cancelled() => return Ok(()),
     }
     let closed_loop = shared.interval.is_none();
-    let mut out = Vec::with_capacity(128 * shared.window.max(1));
+    let mut out = Batch::with_capacity(128 * shared.window.max(1));
     if closed_loop {
         a.send_now(shared.window as u64, shared, &mut out).await?;
         b.send_now(shared.window as u64, shared, &mut out).await?;
@@ -290,8 +291,8 @@ async fn exchange(a: &mut Side, b: &mut Side, shared: &Shared) -> anyhow::Result
             }
             _ = shared.poke.cancelled(), if !poked => {
                 poked = true;
-                a.write(b" ").await?;
-                b.write(b" ").await?;
+                a.session.keepalive().await?;
+                b.session.keepalive().await?;
             }
             _ = shared.cancel.cancelled() => return Ok(()),
         }
@@ -339,8 +340,10 @@ pub async fn run(args: MsgArgs) -> anyhow::Result<()> {
         bail!("cannot read /proc/{p}/status: is the server running on this machine?");
     }
     eprintln!(
-        "msg: {users} users in {pairs} pairs, {mode}, {}s; against {}",
-        args.duration, t.server
+        "msg: {users} users in {pairs} pairs, {mode}, {}s; over {} against {}",
+        args.duration,
+        t.transport.name(),
+        t.server
     );
 
     let client = Arc::new(login::Client::new(&t, Mechanism::Plain, users)?);
@@ -395,8 +398,10 @@ pub async fn run(args: MsgArgs) -> anyhow::Result<()> {
             };
             let partner = t.first_user + 2 * p + (1 - place);
             let prefix = format!(
-                "<message to='{}{partner}@{}' type='chat'><body>jb {place} ",
-                t.user_prefix, t.domain
+                "<message{} to='{}{partner}@{}' type='chat'><body>jb {place} ",
+                session.stanza_ns(),
+                t.user_prefix,
+                t.domain
             );
             // Open loop: senders spread evenly over one interval.
             let due =
@@ -517,13 +522,14 @@ pub async fn run(args: MsgArgs) -> anyhow::Result<()> {
         cpu.wall_s
     };
     println!(
-        "msg users={users} pairs={pairs} mode={mode} duration_s={} sent={sent} \
+        "msg users={users} pairs={pairs} transport={} mode={mode} duration_s={} sent={sent} \
          delivered={delivered} lost={lost} extra={extra} out_of_order={out_of_order} \
          errors={} closed={closed} late={} delivered_per_s={:.0} lat_p50_ms={:.2} \
          lat_p99_ms={:.2} lat_max_ms={:.2} send_lat_p50_ms={:.2} send_lat_p99_ms={:.2} \
          send_lat_max_ms={:.2} server_cpu_pct={} gen_cpu_pct={} \
          delivered_per_server_cpu_s={} server_rss_before_kib={} server_rss_ready_kib={} \
          server_rss_after_kib={} server_hwm_kib={} login_s={login_s:.1} gen_rss_kib={}",
+        t.transport.name(),
         args.duration,
         shared.errors.load(Ordering::Relaxed),
         shared.late.load(Ordering::Relaxed),

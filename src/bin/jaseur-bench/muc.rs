@@ -1,6 +1,7 @@
 //! The `muc` scenario: groupchat fan-out.
 use super::proc::{CpuMark, kib};
 use super::scan::{Flow, Splitter, find, has_attr, has_status, snippet, start_tag};
+use super::session::TlsSession;
 use super::stats::Histogram;
 use super::*;
 use std::io::Write as _;
@@ -105,7 +106,7 @@ struct Outcome {
 
 /// One occupant: its session and just enough state to count.
 struct Occupant {
-    session: login::Session,
+    session: TlsSession,
     splitter: Splitter,
     room: usize,
     /// Place in the room (0 created it; below `senders` sends).
@@ -171,7 +172,7 @@ impl Occupant {
                 } else {
                     Err(snippet(stanza))
                 });
-            } else if let Some(reply) = login::ping_reply(stanza) {
+            } else if let Some(reply) = login::ping_reply(stanza, "") {
                 self.replies.push(reply);
             } else if has_attr(tag, "type", "get") || has_attr(tag, "type", "set") {
                 shared.error("unexpected request", stanza);
@@ -419,6 +420,7 @@ async fn occupant(
 
 pub async fn run(args: MucArgs) -> anyhow::Result<()> {
     let t = args.target.clone();
+    t.require_tcp("muc")?;
     if args.room_size == 0 || t.concurrency == 0 || args.join_concurrency == 0 {
         bail!("--room-size, --concurrency and --join-concurrency must be at least 1");
     }
@@ -531,6 +533,7 @@ pub async fn run(args: MucArgs) -> anyhow::Result<()> {
             let Some(Some(session)) = sessions.next() else {
                 bail!("no session for account {account}");
             };
+            let session = session.into_tls()?;
             let o = Occupant {
                 session,
                 splitter: Splitter::default(),

@@ -74,6 +74,7 @@ struct Counts {
 
 pub async fn run(args: StormArgs) -> anyhow::Result<()> {
     let t = &args.target;
+    t.require_tcp("storm")?;
     let sessions = t.users;
     if sessions == 0 {
         bail!("--users must be at least 1");
@@ -279,7 +280,7 @@ async fn hostile_session(
 ) {
     while Instant::now() < end {
         counts.logins.fetch_add(1, Ordering::Relaxed);
-        let session = match timeout_at(end, client.login(index, account)).await {
+        let session = match timeout_at(end, client.login_tls(index, account)).await {
             Ok(Ok(s)) => s,
             Ok(Err(_)) => {
                 counts.login_failures.fetch_add(1, Ordering::Relaxed);
@@ -597,7 +598,7 @@ async fn probe_once(
     b_jid: &str,
     n: usize,
 ) -> anyhow::Result<()> {
-    let (sa, sb) = tokio::join!(client.login(index, a), client.login(index + 1, b));
+    let (sa, sb) = tokio::join!(client.login_tls(index, a), client.login_tls(index + 1, b));
     let mut sa = sa.context("probe sender login")?;
     let mut sb = sb.context("probe receiver login")?;
     let mark = format!("{PROBE_MARK}{n}");

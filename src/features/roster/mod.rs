@@ -20,6 +20,68 @@ const MAX_NAME: usize = 1024;
 pub const REQUESTED: crate::router::sessions::SessionFlag =
     crate::router::sessions::SessionFlag::new(0);
 
+/// The roster a client just fetched, kept for the initial presence that
+/// usually follows (RFC 6121 §2.2: clients get the roster, then send
+/// presence), which needs the same items: a login then reads the roster
+/// once instead of twice. Bounded in accounts and items; an entry goes as
+/// soon as it is used, the roster changes, or there is no room for it.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    rosters: std::sync::Mutex<HandoffMap>,
+}
+
+type HandoffMap = std::collections::HashMap<BareJid, (std::time::Instant, Vec<RosterItem>)>;
+
+/// How long a fetched roster waits for the presence (a client that sends
+/// none leaves an entry behind; it must not be used much later, after
+/// changes made outside this process, such as the account's deletion).
+const HANDOFF_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accounts whose roster waits for their presence at once, at most.
+const HANDOFF_ACCOUNTS: usize = 256;
+/// Larger rosters are not kept (they are read again).
+const HANDOFF_ITEMS: usize = 256;
+
+impl Handoff {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HandoffMap> {
+        self.rosters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep `items`, `owner`'s roster as stored, if there is room.
+    fn offer(&self, owner: &BareJid, items: &[RosterItem]) {
+        if items.len() > HANDOFF_ITEMS {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut map = self.lock();
+        if map.len() >= HANDOFF_ACCOUNTS {
+            map.retain(|_, (at, _)| now.duration_since(*at) < HANDOFF_TTL);
+        }
+        if map.len() < HANDOFF_ACCOUNTS || map.contains_key(owner) {
+            map.insert(owner.clone(), (now, items.to_vec()));
+        }
+    }
+
+    /// `owner`'s roster as stored, if it was just fetched.
+    pub fn take(&self, owner: &BareJid) -> Option<Vec<RosterItem>> {
+        let mut map = self.lock();
+        if map.is_empty() {
+            return None;
+        }
+        map.remove(owner)
+            .filter(|(at, _)| at.elapsed() < HANDOFF_TTL)
+            .map(|(_, items)| items)
+    }
+
+    /// `owner`'s roster changed: what was kept is stale.
+    pub fn forget(&self, owner: &BareJid) {
+        let mut map = self.lock();
+        if !map.is_empty() {
+            map.remove(owner);
+        }
+    }
+}
+
 /// An item as it appears in a roster result or push.
 pub fn item_element(item: &RosterItem) -> Element {
     let mut el = Element::bare("item", ns::ROSTER);
@@ -84,11 +146,10 @@ pub async fn save(
     owner: &BareJid,
     item: &RosterItem,
 ) -> Result<i64, StanzaError> {
-    let version = state
-        .storage
-        .put_roster_item(owner, item)
-        .await
-        .map_err(|e| StanzaError::internal("roster storage failed", Some(owner), &e))?;
+    let stored = state.storage.put_roster_item(owner, item).await;
+    state.roster_handoff.forget(owner);
+    let version =
+        stored.map_err(|e| StanzaError::internal("roster storage failed", Some(owner), &e))?;
     for session in state.sessions.of(owner) {
         if session.has(REQUESTED) {
             crate::router::deliver(
@@ -143,6 +204,7 @@ pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
         .roster(&owner)
         .await
         .map_err(|e| StanzaError::internal("roster storage failed", Some(&owner), &e))?;
+    req.state.roster_handoff.offer(&owner, &items);
     let items = shared::merge(items, shared);
     let mut query = Element::bare("query", ns::ROSTER);
     set_attr(&mut query, "ver", version.to_string());

@@ -13,10 +13,12 @@
 
 use super::store::{RosterItem, Subscription};
 use crate::state::ServerState;
+use crate::supervise::CatchUnwind;
 use jid::BareJid;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio_util::task::TaskTracker;
 
 /// One group as last read.
 struct Group {
@@ -52,7 +54,9 @@ impl SharedRosters {
         };
         let mut out: Vec<RosterItem> = Vec::new();
         for &i in mine {
-            let group = &g.groups[i];
+            let Some(group) = g.groups.get(i) else {
+                continue;
+            };
             for (member, name) in &group.members {
                 if member == user {
                     continue;
@@ -119,34 +123,50 @@ pub fn merge(mut stored: Vec<RosterItem>, shared: Vec<RosterItem>) -> Vec<Roster
 /// Read the groups now (so the first logins see them; bounded, so a
 /// directory that is down delays the start by seconds at most), then every
 /// `shared_group_refresh` seconds, for each domain that has some, until
-/// shutdown.
-pub async fn start(state: &Arc<ServerState>) {
+/// shutdown, in tasks owned by `tasks`.
+pub async fn start(state: &Arc<ServerState>, tasks: &TaskTracker) {
     for (domain, dir) in state.directories.iter() {
         if dir.config().shared_groups.is_empty() {
             continue;
         }
-        let first = refresh(state, domain, dir);
-        if tokio::time::timeout(Duration::from_secs(10), first)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
+        let first = CatchUnwind(std::pin::pin!(refresh(state, domain, dir)));
+        match tokio::time::timeout(Duration::from_secs(10), first).await {
+            Ok(Ok(())) => {}
+            Ok(Err(())) => panicked(domain),
+            Err(_) => tracing::warn!(
                 domain,
                 "shared roster groups not read at start: the directory is slow"
-            );
+            ),
         }
         let (state, domain, dir) = (state.clone(), domain.clone(), dir.clone());
-        tokio::spawn(async move {
+        let name = format!("shared roster {domain}");
+        crate::supervise::spawn(tasks, &name, async move {
             let every = Duration::from_secs(dir.config().shared_group_refresh.max(10));
             loop {
                 tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
+                    _ = state.stopping.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}
                 }
-                refresh(&state, &domain, &dir).await;
+                // A slow directory must not hold up the server's shutdown.
+                let refreshed = tokio::select! {
+                    _ = state.stopping.cancelled() => return,
+                    r = CatchUnwind(std::pin::pin!(refresh(&state, &domain, &dir))) => r,
+                };
+                if refreshed.is_err() {
+                    panicked(&domain);
+                }
             }
         });
     }
+}
+
+/// A refresh panicked: the groups last read stay (`refresh` replaces them
+/// only at its end), and the next refresh tries again.
+fn panicked(domain: &str) {
+    tracing::error!(
+        domain,
+        "reading the shared roster groups panicked: keeping the last ones read"
+    );
 }
 
 async fn refresh(state: &ServerState, domain: &str, dir: &crate::auth::ldap::Directory) {

@@ -14,24 +14,26 @@ impl Service {
         query: &Element,
     ) -> Result<Option<Element>, StanzaError> {
         let actor = from.to_bare();
-        let room = &self.rooms[node];
+        let room = self
+            .rooms
+            .get(node)
+            .ok_or_else(|| err(Condition::ItemNotFound))?;
         let actor_aff = self.affiliation_of(room, &actor);
         let actor_role = from
             .clone()
             .try_into_full()
             .ok()
-            .and_then(|f| room.by_session(&f))
-            .map(|i| room.occupants[i].role)
+            .and_then(|f| room.occupant_of(&f))
+            .map(|o| o.role)
             .unwrap_or(Role::None);
         let items: Vec<&Element> = query
             .children()
             .filter(|c| c.is("item", NS_ADMIN))
             .collect();
-        if items.is_empty() {
+        let Some(&item) = items.first() else {
             return Err(err(Condition::BadRequest));
-        }
+        };
         if !set {
-            let item = items[0];
             let mut out = Element::bare("query", NS_ADMIN);
             if let Some(a) = item.attr("affiliation").and_then(Affiliation::parse) {
                 if actor_aff < Affiliation::Admin
@@ -74,7 +76,9 @@ impl Service {
         }
         // Check every item before applying any (§9.x: all or nothing).
         enum Change {
-            Role(usize, Role, Option<String>),
+            /// By nick, not by index: applying an earlier item (a ban, a
+            /// kick) may take an occupant out and shift the others.
+            Role(String, Role, Option<String>),
             Aff(BareJid, Affiliation, Option<String>),
         }
         let mut changes = Vec::new();
@@ -90,12 +94,11 @@ impl Service {
                     (Some(j), _) => Jid::new(j)
                         .map_err(|_| err(Condition::JidMalformed))?
                         .to_bare(),
-                    (None, Some(n)) => {
-                        let i = room
-                            .by_nick(n)
-                            .ok_or_else(|| err(Condition::ItemNotFound))?;
-                        room.occupants[i].bare.clone()
-                    }
+                    (None, Some(n)) => room
+                        .occupant_named(n)
+                        .ok_or_else(|| err(Condition::ItemNotFound))?
+                        .bare
+                        .clone(),
                     _ => return Err(err(Condition::BadRequest)),
                 };
                 let current = self.affiliation_of(room, &target);
@@ -125,17 +128,17 @@ impl Service {
                 let n = item
                     .attr("nick")
                     .ok_or_else(|| err(Condition::BadRequest))?;
-                let i = room
-                    .by_nick(n)
+                let target = room
+                    .occupant_named(n)
                     .ok_or_else(|| err(Condition::ItemNotFound))?;
-                let target_aff = self.affiliation_of(room, &room.occupants[i].bare);
+                let target_aff = self.affiliation_of(room, &target.bare);
                 if actor_role != Role::Moderator {
                     return Err(err(Condition::Forbidden));
                 }
                 let ok = match r {
                     // §9.6/9.7: granting or revoking moderator is for admins and owners.
                     Role::Moderator => actor_aff >= Affiliation::Admin,
-                    _ if room.occupants[i].role == Role::Moderator && r < Role::Moderator => {
+                    _ if target.role == Role::Moderator && r < Role::Moderator => {
                         actor_aff >= Affiliation::Admin && target_aff < Affiliation::Admin
                     }
                     _ => {
@@ -146,7 +149,7 @@ impl Service {
                 if !ok {
                     return Err(err(Condition::NotAllowed));
                 }
-                changes.push(Change::Role(i, r, reason));
+                changes.push(Change::Role(n.to_owned(), r, reason));
             } else {
                 return Err(err(Condition::BadRequest));
             }
@@ -170,7 +173,14 @@ impl Service {
         for c in changes {
             match c {
                 Change::Aff(j, a, reason) => self.set_affiliation(node, &j, a, reason).await,
-                Change::Role(i, r, reason) => self.set_role(node, i, r, reason).await,
+                Change::Role(nick, r, reason) => {
+                    // Gone meanwhile (banned or kicked by an earlier item):
+                    // nothing left to change.
+                    let Some(i) = self.rooms.get(node).and_then(|room| room.by_nick(&nick)) else {
+                        continue;
+                    };
+                    self.set_role(node, i, r, reason).await;
+                }
             }
         }
         Ok(None)
@@ -189,8 +199,12 @@ impl Service {
                 .remove_occupant(node, i, &[307], reason.as_deref(), None)
                 .await;
         }
-        if let Some(room) = self.rooms.get_mut(node) {
-            room.occupants[i].role = role;
+        if let Some(o) = self
+            .rooms
+            .get_mut(node)
+            .and_then(|r| r.occupants.get_mut(i))
+        {
+            o.role = role;
         }
         self.broadcast_presence(node, i, &[], &[]).await;
     }
@@ -233,7 +247,9 @@ impl Service {
                 tracing::error!(room = %room_jid, error = %e, "cannot store an affiliation");
             }
         }
-        let room = &self.rooms[node];
+        let Some(room) = self.rooms.get(node) else {
+            return;
+        };
         let Some(i) = room.by_bare(jid) else { return };
         let effective = self.affiliation_of(room, jid);
         if effective == Affiliation::Outcast {
@@ -247,8 +263,12 @@ impl Service {
                 .await;
         }
         let role = room.default_role(effective);
-        if let Some(room) = self.rooms.get_mut(node) {
-            room.occupants[i].role = role;
+        if let Some(o) = self
+            .rooms
+            .get_mut(node)
+            .and_then(|r| r.occupants.get_mut(i))
+        {
+            o.role = role;
         }
         self.broadcast_presence(node, i, &[], &[]).await;
     }
@@ -263,7 +283,10 @@ impl Service {
         query: &Element,
     ) -> Result<Option<Element>, StanzaError> {
         let actor = from.to_bare();
-        let room = &self.rooms[node];
+        let room = self
+            .rooms
+            .get(node)
+            .ok_or_else(|| err(Condition::ItemNotFound))?;
         if self.affiliation_of(room, &actor) != Affiliation::Owner {
             return Err(err(Condition::Forbidden));
         }
@@ -300,7 +323,7 @@ impl Service {
         match form.type_ {
             DataFormType::Cancel => {
                 // §10.1.3: cancelling the first configuration destroys the new room.
-                if self.rooms[node].locked {
+                if self.rooms.get(node).is_some_and(|r| r.locked) {
                     self.destroy(node, None, None).await;
                 }
                 return Ok(None);
@@ -310,7 +333,10 @@ impl Service {
         }
         let muc = &self.state.config.muc;
         let (max_users, max_history) = (muc.max_occupants, muc.max_history);
-        let room = self.rooms.get_mut(node).expect("present");
+        let room = self
+            .rooms
+            .get_mut(node)
+            .ok_or_else(|| err(Condition::ItemNotFound))?;
         let was_locked = room.locked;
         let mut config = room.config.clone();
         let changes = config
@@ -463,16 +489,19 @@ impl Service {
         node: &str,
         moderate: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        let room = &self.rooms[node];
-        let Some(i) = from
+        let room = self
+            .rooms
+            .get(node)
+            .ok_or_else(|| err(Condition::ItemNotFound))?;
+        let Some(moderator) = from
             .clone()
             .try_into_full()
             .ok()
-            .and_then(|f| room.by_session(&f))
+            .and_then(|f| room.occupant_of(&f))
         else {
             return Err(err(Condition::Forbidden));
         };
-        if room.occupants[i].role != Role::Moderator {
+        if moderator.role != Role::Moderator {
             return Err(err(Condition::Forbidden));
         }
         if moderate.get_child("retract", NS_RETRACT).is_none() {
@@ -483,7 +512,6 @@ impl Service {
             .ok_or_else(|| err(Condition::BadRequest))?
             .to_owned();
         let reason = moderate.get_child("reason", NS_MODERATE).map(Element::text);
-        let moderator = &room.occupants[i];
         let mut retract = Element::bare("retract", NS_RETRACT);
         set_attr(&mut retract, "id", id.clone());
         let mut moderated = Element::bare("moderated", NS_MODERATE);
@@ -499,9 +527,10 @@ impl Service {
         let mid = self.new_id();
         set_attr(&mut m, "id", mid);
         m.append_child(retract);
-        let room = self.rooms.get_mut(node).expect("present");
         // New joiners no longer get the retracted message.
-        room.history.retain(|e| e.stanza_id != id);
+        if let Some(room) = self.rooms.get_mut(node) {
+            room.history.retain(|e| e.stanza_id != id);
+        }
         self.fan_out(node, m).await;
         Ok(None)
     }

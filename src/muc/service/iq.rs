@@ -29,9 +29,9 @@ impl Service {
         }
         let result = match (set, payload.name(), payload.ns().as_str()) {
             (false, "query", ns::DISCO_INFO) if payload.attr("node") == Some("x-roomuser-item") => {
-                Ok(Some(self.reserved_nick(from, node)))
+                self.reserved_nick(from, node).map(Some)
             }
-            (false, "query", ns::DISCO_INFO) => Ok(Some(self.room_info(node))),
+            (false, "query", ns::DISCO_INFO) => self.room_info(node).map(Some),
             (_, "query", ns::REGISTER) => self.register(from, node, set, payload).await,
             (false, "query", ns::DISCO_ITEMS) => Ok(Some(Element::bare("query", ns::DISCO_ITEMS))),
             (false, "ping", ns::PING) => Ok(None),
@@ -55,16 +55,16 @@ impl Service {
         nick: &str,
         payload: &Element,
     ) {
-        let joined = from
-            .clone()
-            .try_into_full()
-            .ok()
-            .and_then(|f| self.rooms.get(node)?.by_session(&f).map(|i| (f, i)));
+        let requester = from.clone().try_into_full().ok();
+        let room = self.rooms.get(node);
+        let asker = requester
+            .as_ref()
+            .and_then(|f| room.and_then(|r| r.occupant_of(f)));
         if payload.is("ping", ns::PING) {
-            return match joined {
-                Some((_, i)) if self.rooms[node].occupants[i].nick == nick => {
-                    self.send(iq_result(stanza, None)).await
-                }
+            // XEP-0410 §3.2: clients read not-acceptable as "not joined,
+            // join again" (a room that does not exist included), while
+            // item-not-found would tell them they are still in.
+            return match asker {
                 Some(_) => self.send(iq_result(stanza, None)).await,
                 None => {
                     self.reply_error(stanza, err(Condition::NotAcceptable))
@@ -72,22 +72,21 @@ impl Service {
                 }
             };
         }
+        let Some(room) = room else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
         // Anything else (vCards for avatars, software version...) is relayed
         // to the occupant, as from the asker's nick (XEP-0045 §7.5's rule
         // for private messages, applied to iq), by occupants only: the room's anonymity holds.
-        let room = &self.rooms[node];
-        let (Some((_, asker)), Some(target)) = (joined, room.by_nick(nick)) else {
+        let (Some(asker), Some(target)) = (asker, room.occupant_named(nick)) else {
             return self
                 .reply_error(stanza, err(Condition::NotAcceptable))
                 .await;
         };
-        let (Some(session), Some(requester)) = (
-            room.occupants[target].sessions.first().cloned(),
-            from.clone().try_into_full().ok(),
-        ) else {
+        let (Some(session), Some(requester)) = (target.sessions.first().cloned(), requester) else {
             return;
         };
-        let asker_jid = room.occupant_jid(&room.occupants[asker].nick);
+        let asker_jid = room.occupant_jid(&asker.nick);
         let target_jid = room.occupant_jid(nick);
         let now = std::time::Instant::now();
         if self.relayed.len() >= MAX_RELAYED {
@@ -129,12 +128,10 @@ impl Service {
             return;
         };
         // Only the asked occupant's session may answer.
-        let answered_by = from
-            .clone()
-            .try_into_full()
-            .ok()
-            .and_then(|f| self.rooms.get(node)?.by_session(&f))
-            .map(|i| self.rooms[node].occupant_jid(&self.rooms[node].occupants[i].nick));
+        let answered_by = from.clone().try_into_full().ok().and_then(|f| {
+            let room = self.rooms.get(node)?;
+            Some(room.occupant_jid(&room.occupant_of(&f)?.nick))
+        });
         if answered_by.as_deref() != Some(relayed.target.as_str()) {
             return;
         }
@@ -145,8 +142,11 @@ impl Service {
         self.send(out).await;
     }
 
-    pub(super) fn room_info(&self, node: &str) -> Element {
-        let room = &self.rooms[node];
+    pub(super) fn room_info(&self, node: &str) -> Result<Element, StanzaError> {
+        let room = self
+            .rooms
+            .get(node)
+            .ok_or_else(|| err(Condition::ItemNotFound))?;
         let mut features: Vec<String> = vec![
             ns::DISCO_INFO.into(),
             NS_MUC.into(),
@@ -192,21 +192,25 @@ impl Service {
                 fields,
             }],
         };
-        info.to_element(None)
+        Ok(info.to_element(None))
     }
 
     /// §7.11: the nick `from` registered, as a disco identity.
-    pub(super) fn reserved_nick(&self, from: &Jid, node: &str) -> Element {
+    pub(super) fn reserved_nick(&self, from: &Jid, node: &str) -> Result<Element, StanzaError> {
+        let room = self
+            .rooms
+            .get(node)
+            .ok_or_else(|| err(Condition::ItemNotFound))?;
         let mut q = Element::bare("query", ns::DISCO_INFO);
         set_attr(&mut q, "node", "x-roomuser-item");
-        if let Some(nick) = self.rooms[node].nicks.get(&from.to_bare()) {
+        if let Some(nick) = room.nicks.get(&from.to_bare()) {
             let mut id = Element::bare("identity", ns::DISCO_INFO);
             set_attr(&mut id, "category", "conference");
             set_attr(&mut id, "type", "text");
             set_attr(&mut id, "name", nick.clone());
             q.append_child(id);
         }
-        q
+        Ok(q)
     }
 
     /// §7.10: registering a nickname with the room (which makes the user a member).
@@ -218,7 +222,10 @@ impl Service {
         query: &Element,
     ) -> Result<Option<Element>, StanzaError> {
         let user = from.to_bare();
-        let room = &self.rooms[node];
+        let room = self
+            .rooms
+            .get(node)
+            .ok_or_else(|| err(Condition::ItemNotFound))?;
         let affiliation = self.affiliation_of(room, &user);
         if affiliation == Affiliation::Outcast {
             return Err(err(Condition::Forbidden));
@@ -278,11 +285,12 @@ impl Service {
             .ok()
             .and_then(|j| j.resource().map(|r| r.as_str().to_owned()))
             .ok_or_else(|| err(Condition::NotAcceptable).with_text("not a valid nickname"))?;
-        let room = &self.rooms[node];
+        let room = self
+            .rooms
+            .get(node)
+            .ok_or_else(|| err(Condition::ItemNotFound))?;
         let taken_by_other = room.nick_owner(&nick).is_some_and(|o| o != &user)
-            || room
-                .by_nick(&nick)
-                .is_some_and(|i| room.occupants[i].bare != user);
+            || room.occupant_named(&nick).is_some_and(|o| o.bare != user);
         if taken_by_other {
             return Err(err(Condition::Conflict).with_text("this nickname is taken"));
         }

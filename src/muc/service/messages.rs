@@ -46,8 +46,10 @@ impl Service {
     }
 
     pub(super) async fn groupchat(&mut self, stanza: &Element, node: &str, session: &FullJid) {
-        let room = &self.rooms[node];
-        let Some(i) = room.by_session(session) else {
+        let Some(room) = self.rooms.get(node) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
+        let Some(o) = room.occupant_of(session) else {
             return self
                 .reply_error(
                     stanza,
@@ -55,7 +57,6 @@ impl Service {
                 )
                 .await;
         };
-        let o = &room.occupants[i];
         if o.role < Role::Participant {
             return self
                 .reply_error(
@@ -80,7 +81,9 @@ impl Service {
                     .await;
             }
             let nick = o.nick.clone();
-            let room = self.rooms.get_mut(node).expect("present");
+            let Some(room) = self.rooms.get_mut(node) else {
+                return;
+            };
             room.subject = if s.is_empty() {
                 None
             } else {
@@ -90,8 +93,14 @@ impl Service {
                 self.persist(node).await;
             }
         }
-        let room = &self.rooms[node];
-        let o = &room.occupants[i];
+        // Looked up again after storing the subject: a sender or room gone
+        // meanwhile has nothing left to say, and the message is dropped.
+        let Some(room) = self.rooms.get(node) else {
+            return;
+        };
+        let Some(o) = room.occupant_of(session) else {
+            return;
+        };
         let mut m = Element::bare("message", ns::CLIENT);
         if let Some(id) = stanza.attr("id") {
             set_attr(&mut m, "id", id.to_owned());
@@ -115,7 +124,9 @@ impl Service {
         set_attr(&mut sid, "by", room_jid);
         m.append_child(sid);
         m.append_child(occupant);
-        let room = self.rooms.get_mut(node).expect("present");
+        let Some(room) = self.rooms.get_mut(node) else {
+            return;
+        };
         // Serialised once for every occupant; the history keeps its size
         // (what a newcomer's queue will take).
         let history = has_body.then(|| m.clone());
@@ -166,16 +177,17 @@ impl Service {
         session: &FullJid,
         target: &str,
     ) {
-        let room = &self.rooms[node];
-        let Some(i) = room.by_session(session) else {
+        let Some(room) = self.rooms.get(node) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
+        let Some(sender) = room.occupant_of(session) else {
             return self
                 .reply_error(stanza, err(Condition::NotAcceptable))
                 .await;
         };
-        let Some(t) = room.by_nick(target) else {
+        let Some(recipient) = room.occupant_named(target) else {
             return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
         };
-        let sender = &room.occupants[i];
         let allowed = match room.config.allow_pm {
             AllowPm::Anyone => true,
             AllowPm::Participants => sender.role >= Role::Participant,
@@ -210,7 +222,7 @@ impl Service {
         }
         base.append_child(occupant_id(&sender.occupant_id));
         set_attr(&mut base, "from", from);
-        for s in &room.occupants[t].sessions {
+        for s in &recipient.sessions {
             let mut m = base.clone();
             set_attr(&mut m, "to", s.to_string());
             outs.push(m);
@@ -251,8 +263,10 @@ impl Service {
         let Some(invitee) = invite.attr("to").and_then(|t| BareJid::new(t).ok()) else {
             return self.reply_error(stanza, err(Condition::JidMalformed)).await;
         };
-        let room = &self.rooms[node];
-        let Some(i) = room.by_session(session) else {
+        let Some(room) = self.rooms.get(node) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
+        let Some(inviting) = room.occupant_of(session) else {
             return self
                 .reply_error(stanza, err(Condition::NotAcceptable))
                 .await;
@@ -262,7 +276,7 @@ impl Service {
         let may = if room.config.members_only {
             inviter_aff >= Affiliation::Admin || room.config.allow_invites
         } else {
-            room.config.allow_invites || room.occupants[i].role >= Role::Participant
+            room.config.allow_invites || inviting.role >= Role::Participant
         };
         if !may {
             return self
@@ -328,13 +342,14 @@ impl Service {
         session: &FullJid,
         form: &DataForm,
     ) {
-        let room = &self.rooms[node];
-        let Some(i) = room.by_session(session) else {
+        let Some(room) = self.rooms.get(node) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
+        let Some(o) = room.occupant_of(session) else {
             return self
                 .reply_error(stanza, err(Condition::NotAcceptable))
                 .await;
         };
-        let o = &room.occupants[i];
         if o.role != Role::Visitor {
             // Approvals from moderators come back as the same form with request_allow.
             if o.role == Role::Moderator {
@@ -381,13 +396,16 @@ impl Service {
         if !allow {
             return;
         }
-        let Some(i) = self.rooms.get(node).and_then(|r| r.by_nick(nick)) else {
+        let Some(room) = self.rooms.get_mut(node) else {
             return;
         };
-        if let Some(room) = self.rooms.get_mut(node)
-            && room.occupants[i].role == Role::Visitor
+        let Some(i) = room.by_nick(nick) else {
+            return;
+        };
+        if let Some(o) = room.occupants.get_mut(i)
+            && o.role == Role::Visitor
         {
-            room.occupants[i].role = Role::Participant;
+            o.role = Role::Participant;
             self.broadcast_presence(node, i, &[], &[]).await;
         }
     }

@@ -4,6 +4,8 @@ mod admin;
 mod iq;
 mod messages;
 mod presence;
+#[cfg(test)]
+mod tests;
 
 use super::config::{AllowPm, RoomConfig};
 use super::room::*;
@@ -13,6 +15,7 @@ use crate::config::RoomCreation;
 use crate::features::disco::{DiscoInfo, Field, Form, Identity};
 use crate::router::packet::SharedStanza;
 use crate::state::ServerState;
+use crate::supervise::CatchUnwind;
 use crate::xmpp::error::{Condition, ErrorType, StanzaError};
 use crate::xmpp::forms::{self, DataForm, DataFormType, FieldType};
 use crate::xmpp::ns;
@@ -22,6 +25,7 @@ use minidom::Element;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 /// The name the service has in disco.
 pub const NAME: &str = "Salons / Chatrooms";
@@ -89,8 +93,8 @@ fn text_el(name: &str, namespace: &str, text: &str) -> Element {
 }
 
 /// Load the persistent rooms of each served domain's service, register the
-/// services with the router, and start their tasks.
-pub async fn start(state: &Arc<ServerState>) -> anyhow::Result<()> {
+/// services with the router, and start their tasks, owned by `tasks`.
+pub async fn start(state: &Arc<ServerState>, tasks: &TaskTracker) -> anyhow::Result<()> {
     for domain in state.config.server.domains.clone() {
         let Some(service) = state.config.muc_service(&domain) else {
             continue;
@@ -122,6 +126,7 @@ pub async fn start(state: &Arc<ServerState>) -> anyhow::Result<()> {
         state.muc.register(&service, tx);
         let mut prefix = [0u8; 4];
         rand::fill(&mut prefix);
+        let name = service.clone();
         let s = Service {
             state: state.clone(),
             domain: service,
@@ -130,7 +135,7 @@ pub async fn start(state: &Arc<ServerState>) -> anyhow::Result<()> {
             next_id: 0,
             relayed: HashMap::new(),
         };
-        tokio::spawn(s.run(stanzas, commands));
+        crate::supervise::spawn(tasks, &name, s.run(stanzas, commands));
     }
     Ok(())
 }
@@ -141,15 +146,44 @@ impl Service {
         mut stanzas: mpsc::Receiver<Box<Element>>,
         mut commands: mpsc::Receiver<Command>,
     ) {
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = self.state.stopping.clone();
         loop {
-            tokio::select! {
+            let next = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 p = stanzas.recv() => match p {
-                    Some(p) => self.handle(*p).await,
+                    Some(p) => Next::Stanza(p),
                     None => break,
                 },
-                Some(c) = commands.recv() => self.command(c).await,
+                Some(c) = commands.recv() => Next::Command(c),
+            };
+            // A panic while handling one stanza or command (a bug some
+            // client's input reached) abandons that one only. The room it
+            // was for stays, even if half-updated: its occupants stay in,
+            // the next stanza finds it as it is, and every handler checks
+            // what it looks up; ending the service would throw every room
+            // of the domain and every occupant out instead.
+            match next {
+                Next::Stanza(p) => {
+                    let handled = CatchUnwind(std::pin::pin!(self.handle(&p))).await;
+                    if handled.is_err() {
+                        tracing::error!(
+                            kind = p.name(),
+                            from = p.attr("from").unwrap_or_default(),
+                            to = p.attr("to").unwrap_or_default(),
+                            "a stanza made the MUC service panic: dropped, the service goes on"
+                        );
+                    }
+                }
+                Next::Command(c) => {
+                    let what = describe(&c);
+                    let handled = CatchUnwind(std::pin::pin!(self.command(c))).await;
+                    if handled.is_err() {
+                        tracing::error!(
+                            command = %what,
+                            "an administrator's command made the MUC service panic: dropped, the service goes on"
+                        );
+                    }
+                }
             }
         }
         // §"332": removed because the service is shutting down.
@@ -217,7 +251,7 @@ impl Service {
         room.affiliation(user)
     }
 
-    async fn handle(&mut self, stanza: Element) {
+    async fn handle(&mut self, stanza: &Element) {
         let (Some(from), Some(to)) = (
             stanza.attr("from").and_then(|f| Jid::new(f).ok()),
             stanza.attr("to").and_then(|t| Jid::new(t).ok()),
@@ -225,13 +259,13 @@ impl Service {
             return;
         };
         let Some(node) = to.node().map(|n| n.as_str().to_owned()) else {
-            return self.service_stanza(&stanza, &from).await;
+            return self.service_stanza(stanza, &from).await;
         };
         let nick = to.resource().map(|r| r.as_str().to_owned());
         match stanza.name() {
-            "presence" => self.presence(&stanza, &from, &node, nick).await,
-            "message" => self.message(&stanza, &from, &node, nick).await,
-            "iq" => self.iq(&stanza, &from, &node, nick).await,
+            "presence" => self.presence(stanza, &from, &node, nick).await,
+            "message" => self.message(stanza, &from, &node, nick).await,
+            "iq" => self.iq(stanza, &from, &node, nick).await,
             _ => {}
         }
     }
@@ -307,12 +341,13 @@ impl Service {
                 let index = set
                     .get_child("index", NS_RSM)
                     .and_then(|i| i.text().trim().parse::<usize>().ok());
+                // Saturating: `max` is the client's, up to usize::MAX.
                 if let Some(after) = after {
                     let s = rooms
                         .iter()
                         .position(|r| r.jid.as_str() > after.as_str())
                         .unwrap_or(count);
-                    (s, (s + max).min(count))
+                    (s, s.saturating_add(max).min(count))
                 } else if let Some(before) = before {
                     let e = if before.is_empty() {
                         count
@@ -325,11 +360,12 @@ impl Service {
                     (e.saturating_sub(max), e)
                 } else {
                     let s = index.unwrap_or(0).min(count);
-                    (s, (s + max).min(count))
+                    (s, s.saturating_add(max).min(count))
                 }
             }
         };
-        for r in &rooms[start..end] {
+        let page = rooms.get(start..end).unwrap_or_default();
+        for r in page {
             let mut item = Element::bare("item", ns::DISCO_ITEMS);
             set_attr(&mut item, "jid", r.jid.to_string());
             let name = if r.config.name.is_empty() {
@@ -345,11 +381,11 @@ impl Service {
         }
         if set.is_some() {
             let mut s = Element::bare("set", NS_RSM);
-            if end > start {
-                let mut first = text_el("first", NS_RSM, rooms[start].jid.as_str());
+            if let (Some(first_room), Some(last_room)) = (page.first(), page.last()) {
+                let mut first = text_el("first", NS_RSM, first_room.jid.as_str());
                 set_attr(&mut first, "index", start.to_string());
                 s.append_child(first);
-                s.append_child(text_el("last", NS_RSM, rooms[end - 1].jid.as_str()));
+                s.append_child(text_el("last", NS_RSM, last_room.jid.as_str()));
             }
             s.append_child(text_el("count", NS_RSM, &count.to_string()));
             out.append_child(s);
@@ -384,15 +420,13 @@ impl Service {
                 sole_owner,
                 reply,
             } => {
-                let Some(node) = room
+                let Some((node, r)) = room
                     .node()
-                    .map(|n| n.as_str().to_owned())
-                    .filter(|n| self.rooms.contains_key(n))
+                    .and_then(|n| Some((n.as_str().to_owned(), self.rooms.get(n.as_str())?)))
                 else {
                     let _ = reply.send(Err(format!("no room {room}")));
                     return;
                 };
-                let r = &self.rooms[&node];
                 let mut owners = r.with_affiliation(Affiliation::Owner);
                 owners.retain(|o| o != &jid);
                 if affiliation != Affiliation::Owner && owners.is_empty() && !sole_owner {
@@ -426,6 +460,26 @@ impl Service {
                 let _ = reply.send(Ok(()));
             }
         }
+    }
+}
+
+/// What the service loop takes next.
+enum Next {
+    Stanza(Box<Element>),
+    Command(Command),
+}
+
+/// A command, for the log line of a panic while handling it.
+fn describe(c: &Command) -> String {
+    match c {
+        Command::List { .. } => "list".to_owned(),
+        Command::SetAffiliation {
+            room,
+            jid,
+            affiliation,
+            ..
+        } => format!("set {jid} {} in {room}", affiliation.as_str()),
+        Command::Destroy { room, .. } => format!("destroy {room}"),
     }
 }
 

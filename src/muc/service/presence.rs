@@ -43,9 +43,11 @@ impl Service {
             }
             return self.join(stanza, node, &session, nick, true).await;
         }
-        let room = &self.rooms[node];
+        let Some(room) = self.rooms.get(node) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
         match room.by_session(&session) {
-            Some(i) if room.occupants[i].nick == nick => {
+            Some(i) if room.occupants.get(i).is_some_and(|o| o.nick == nick) => {
                 self.update_presence(node, i, stanza).await
             }
             Some(i) => self.change_nick(stanza, node, i, &session, nick).await,
@@ -95,33 +97,32 @@ impl Service {
         Ok(())
     }
 
-    /// The presence of occupant `i` as seen by `viewer` (a session).
+    /// The presence of occupant `o` of `room` as seen by `viewer` (a session).
     pub(super) fn occupant_presence(
         &self,
         room: &Room,
-        i: usize,
+        o: &Occupant,
         viewer: &FullJid,
         viewer_is_moderator: bool,
         codes: &[u16],
     ) -> Element {
-        let o = &room.occupants[i];
         let show_jid =
             room.config.whois_anyone || viewer_is_moderator || o.sessions.contains(viewer);
-        let mut p = self.occupant_presence_without_to(room, i, show_jid, codes);
+        let mut p = self.occupant_presence_without_to(room, o, show_jid, codes);
         set_attr(&mut p, "to", viewer.to_string());
         p
     }
 
-    /// The presence of occupant `i`, with its real JID if `show_jid`; the
-    /// caller addresses it (any `to` it carries is the occupant's own).
+    /// The presence of occupant `o` of `room`, with its real JID if
+    /// `show_jid`; the caller addresses it (any `to` it carries is the
+    /// occupant's own).
     fn occupant_presence_without_to(
         &self,
         room: &Room,
-        i: usize,
+        o: &Occupant,
         show_jid: bool,
         codes: &[u16],
     ) -> Element {
-        let o = &room.occupants[i];
         let mut p = o.presence.clone();
         set_attr(&mut p, "from", room.occupant_jid(&o.nick));
         let jid = if show_jid { o.sessions.first() } else { None };
@@ -143,7 +144,9 @@ impl Service {
         let Some(room) = self.rooms.get(node) else {
             return;
         };
-        let o = &room.occupants[i];
+        let Some(o) = room.occupants.get(i) else {
+            return;
+        };
         // Viewers differ only in two ways (their own presence or not, the
         // real JID shown or not): each variant is built and serialised once.
         let mut variants: [Option<Option<Arc<SharedStanza>>>; 4] = Default::default();
@@ -162,7 +165,7 @@ impl Service {
                         if own && !c.contains(&110) {
                             c.push(110);
                         }
-                        shareable(self.occupant_presence_without_to(room, i, show_jid, &c))
+                        shareable(self.occupant_presence_without_to(room, o, show_jid, &c))
                     });
                 if let Some(shared) = shared {
                     crate::router::route_shared(&self.state, s, &viewer.bare, shared).await;
@@ -180,7 +183,9 @@ impl Service {
         created: bool,
     ) {
         let user = session.to_bare();
-        let room = &self.rooms[node];
+        let Some(room) = self.rooms.get(node) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
         let affiliation = self.affiliation_of(room, &user);
         let muc_x = stanza.get_child("x", NS_MUC);
         // §10.1: a room being created is the owner's alone until configured.
@@ -203,7 +208,7 @@ impl Service {
         }
         let same_nick = room.by_nick(&nick);
         if let Some(i) = same_nick
-            && room.occupants[i].bare != user
+            && room.occupants.get(i).is_none_or(|o| o.bare != user)
         {
             return self.reply_error(stanza, err(Condition::Conflict)).await;
         }
@@ -248,12 +253,14 @@ impl Service {
         let occupant_id = self.occupant_id(&room.jid, &user);
         let role = room.default_role(affiliation);
         let presence = stored_presence(stanza);
-        let room = self.rooms.get_mut(node).expect("checked above");
-        let i = match same_nick {
+        let Some(room) = self.rooms.get_mut(node) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
+        let i = match same_nick.and_then(|i| Some((i, room.occupants.get_mut(i)?))) {
             // Another resource of the same account takes the same nick (§7.2, multi-session).
-            Some(i) => {
-                room.occupants[i].sessions.push(session.clone());
-                room.occupants[i].presence = presence;
+            Some((i, o)) => {
+                o.sessions.push(session.clone());
+                o.presence = presence;
                 i
             }
             None => {
@@ -269,12 +276,17 @@ impl Service {
             }
         };
         // The others first, to the new session only (§7.2.3).
-        let room = &self.rooms[node];
-        let viewer_moderator = room.occupants[i].role == Role::Moderator;
+        let Some(room) = self.rooms.get(node) else {
+            return;
+        };
+        let Some(me) = room.occupants.get(i) else {
+            return;
+        };
+        let viewer_moderator = me.role == Role::Moderator;
         let mut outs = Vec::new();
-        for j in 0..room.occupants.len() {
+        for (j, o) in room.occupants.iter().enumerate() {
             if j != i {
-                outs.push(self.occupant_presence(room, j, session, viewer_moderator, &[]));
+                outs.push(self.occupant_presence(room, o, session, viewer_moderator, &[]));
             }
         }
         for p in outs {
@@ -289,7 +301,7 @@ impl Service {
         }
         if same_nick.is_some() {
             // Only the new session needs to learn it is in; the others see no change.
-            let p = self.occupant_presence(room, i, session, true, &self_codes);
+            let p = self.occupant_presence(room, me, session, true, &self_codes);
             self.send(p).await;
         } else {
             self.broadcast_presence(node, i, &[], &self_codes).await;
@@ -334,7 +346,8 @@ impl Service {
             if bytes > budget && !picked.is_empty() {
                 break;
             }
-            if seconds.is_some_and(|s| e.at < now - s * 1_000_000) {
+            // Saturating: `seconds` is the client's, and may be huge.
+            if seconds.is_some_and(|s| e.at < now.saturating_sub(s.saturating_mul(1_000_000))) {
                 break;
             }
             if since.is_some_and(|s| e.at < s) {
@@ -383,8 +396,12 @@ impl Service {
     }
 
     pub(super) async fn update_presence(&mut self, node: &str, i: usize, stanza: &Element) {
-        if let Some(room) = self.rooms.get_mut(node) {
-            room.occupants[i].presence = stored_presence(stanza);
+        if let Some(o) = self
+            .rooms
+            .get_mut(node)
+            .and_then(|r| r.occupants.get_mut(i))
+        {
+            o.presence = stored_presence(stanza);
         }
         self.broadcast_presence(node, i, &[], &[]).await;
     }
@@ -397,11 +414,16 @@ impl Service {
         session: &FullJid,
         nick: String,
     ) {
-        let room = &self.rooms[node];
+        let Some(room) = self.rooms.get(node) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
+        let Some(o) = room.occupants.get(i) else {
+            return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
+        };
         if room.by_nick(&nick).is_some() {
             return self.reply_error(stanza, err(Condition::Conflict)).await;
         }
-        if room.occupants[i].sessions.len() > 1 {
+        if o.sessions.len() > 1 {
             // One resource of a multi-session nick cannot rename the others.
             return self
                 .reply_error(
@@ -415,7 +437,6 @@ impl Service {
         for viewer in &room.occupants {
             let moderator = viewer.role == Role::Moderator;
             for s in &viewer.sessions {
-                let o = &room.occupants[i];
                 let mut p = presence_el(
                     &room.occupant_jid(&o.nick),
                     &s.to_string(),
@@ -440,9 +461,13 @@ impl Service {
         for p in outs {
             self.send(p).await;
         }
-        if let Some(room) = self.rooms.get_mut(node) {
-            room.occupants[i].nick = nick;
-            room.occupants[i].presence = stored_presence(stanza);
+        if let Some(o) = self
+            .rooms
+            .get_mut(node)
+            .and_then(|r| r.occupants.get_mut(i))
+        {
+            o.nick = nick;
+            o.presence = stored_presence(stanza);
         }
         self.broadcast_presence(node, i, &[], &[]).await;
         let _ = session;
@@ -461,14 +486,20 @@ impl Service {
         let Some(i) = room.by_session(session) else {
             return;
         };
-        room.occupants[i].sessions.retain(|s| s != session);
+        let Some(o) = room.occupants.get_mut(i) else {
+            return;
+        };
+        o.sessions.retain(|s| s != session);
+        let room: &Room = room;
+        let Some(o) = room.occupants.get(i) else {
+            return;
+        };
         let status = if error {
             None
         } else {
             stanza.get_child("status", ns::CLIENT).cloned()
         };
         // The leaving session learns it is out; the others only when the last session goes.
-        let o = &room.occupants[i];
         let mut me = presence_el(
             &room.occupant_jid(&o.nick),
             &session.to_string(),
@@ -501,7 +532,9 @@ impl Service {
         let Some(room) = self.rooms.get(node) else {
             return;
         };
-        let o = &room.occupants[i];
+        let Some(o) = room.occupants.get(i) else {
+            return;
+        };
         let affiliation = self.affiliation_of(room, &o.bare);
         // Two things differ between viewers (their own presence or not, the
         // real JID shown or not): each variant is built and serialised once.
@@ -546,7 +579,9 @@ impl Service {
         let Some(room) = self.rooms.get_mut(node) else {
             return;
         };
-        room.occupants.remove(i);
+        if i < room.occupants.len() {
+            room.occupants.remove(i);
+        }
         if room.occupants.is_empty() && !room.config.persistent {
             // A temporary room ends with its last occupant (§10.9 note).
             self.rooms.remove(node);

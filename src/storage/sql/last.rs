@@ -6,6 +6,9 @@ use crate::storage::{Storage, StorageError};
 use jid::BareJid;
 use sqlx::Row;
 
+/// Rows written by one statement at most.
+const BATCH_ROWS: usize = 200;
+
 impl LastActivityStore for Storage {
     async fn record_last_activity(
         &self,
@@ -13,18 +16,39 @@ impl LastActivityStore for Storage {
         stamp: i64,
         status: &str,
     ) -> Result<(), StorageError> {
-        let (domain, username) = owner(user);
-        // One row per account: only the latest logout matters.
-        sqlx::query(
-            "INSERT INTO last_activity (domain, username, stamp, status) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (domain, username) DO UPDATE SET stamp = excluded.stamp, status = excluded.status",
-        )
-        .bind(domain)
-        .bind(username)
-        .bind(stamp)
-        .bind(status)
-        .execute(&self.pool)
-        .await?;
+        self.record_last_activities(&[(user.clone(), stamp, status.to_owned())])
+            .await
+    }
+
+    async fn record_last_activities(
+        &self,
+        logouts: &[(BareJid, i64, String)],
+    ) -> Result<(), StorageError> {
+        for chunk in logouts.chunks(BATCH_ROWS) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = i * 4;
+                    format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+                })
+                .collect();
+            // One row per account: only the latest logout matters (the
+            // caller sends one per account).
+            let sql = format!(
+                "INSERT INTO last_activity (domain, username, stamp, status) VALUES {} \
+                 ON CONFLICT (domain, username) DO UPDATE SET stamp = excluded.stamp, status = excluded.status",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (user, stamp, status) in chunk {
+                let (domain, username) = owner(user);
+                q = q
+                    .bind(domain)
+                    .bind(username)
+                    .bind(*stamp)
+                    .bind(status.clone());
+            }
+            q.execute(&self.pool).await?;
+        }
         Ok(())
     }
 

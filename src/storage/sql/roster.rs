@@ -5,106 +5,89 @@ use crate::features::roster::store::{RosterItem, RosterStore, Subscription};
 use crate::storage::{Storage, StorageError};
 use jid::BareJid;
 use sqlx::Row;
-use std::collections::HashMap;
-
-const ITEM_COLUMNS: &str = "contact, name, subscription, ask, approved, version";
 
 impl Storage {
-    /// Items matching `filter` (a WHERE clause over $1 domain, $2 username and an optional $3), with their groups.
+    /// Items matching `filter` (conditions on `i`, the item, over $1
+    /// domain, $2 username and an optional $3), ordered by `order`, with
+    /// their groups and the roster's current version: one statement, so one
+    /// round trip and one consistent snapshot (a version read apart from the
+    /// items could be newer than them, and a client caching it would miss a
+    /// change).
     async fn load_items(
         &self,
         user: &BareJid,
         filter: &'static str,
-        since: Option<i64>,
-        contact: Option<&str>,
-    ) -> Result<Vec<RosterItem>, StorageError> {
+        order: &'static str,
+        param: Option<Param<'_>>,
+    ) -> Result<(Vec<RosterItem>, i64), StorageError> {
         let (domain, username) = owner(user);
         let sql = format!(
-            "SELECT {ITEM_COLUMNS} FROM roster_items WHERE domain = $1 AND username = $2 {filter}"
+            "SELECT v.version, i.contact, i.name, i.subscription, i.ask, i.approved, i.version, g.name \
+             FROM (SELECT CAST($1 AS TEXT) AS domain, CAST($2 AS TEXT) AS username) o \
+             LEFT JOIN roster_versions v ON v.domain = o.domain AND v.username = o.username \
+             LEFT JOIN roster_items i ON i.domain = o.domain AND i.username = o.username {filter} \
+             LEFT JOIN roster_groups g ON g.domain = i.domain AND g.username = i.username AND g.contact = i.contact \
+             ORDER BY {order}, g.name"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(domain)
             .bind(username);
-        if let Some(v) = since {
-            q = q.bind(v);
-        }
-        if let Some(c) = contact {
-            q = q.bind(c.to_owned());
+        match param {
+            Some(Param::Since(v)) => q = q.bind(v),
+            Some(Param::Contact(c)) => q = q.bind(c.to_owned()),
+            None => {}
         }
         let rows = q.fetch_all(&self.pool).await?;
-        let mut items = Vec::with_capacity(rows.len());
+        let mut version = 0;
+        let mut items: Vec<RosterItem> = Vec::with_capacity(rows.len());
         for r in &rows {
-            let contact: String = r.try_get(0)?;
+            if let Some(v) = r.try_get::<Option<i64>, _>(0)? {
+                version = v;
+            }
+            // No item matched: the one row of the anchor, with NULLs.
+            let Some(contact) = r.try_get::<Option<String>, _>(1)? else {
+                continue;
+            };
+            let group: Option<String> = r.try_get(7)?;
+            // An item's groups come on consecutive rows (ORDER BY).
+            if let Some(last) = items.last_mut()
+                && last.contact.as_str() == contact
+            {
+                last.groups.extend(group);
+                continue;
+            }
             let Ok(contact) = BareJid::new(&contact) else {
                 tracing::warn!(owner = %user, contact, "skipping a roster item with an invalid JID");
                 continue;
             };
             items.push(RosterItem {
                 contact,
-                name: r.try_get(1)?,
-                subscription: Subscription::parse(&r.try_get::<String, _>(2)?),
-                ask: r.try_get::<i64, _>(3)? != 0,
-                approved: r.try_get::<i64, _>(4)? != 0,
-                groups: Vec::new(),
-                version: r.try_get(5)?,
+                name: r.try_get(2)?,
+                subscription: Subscription::parse(&r.try_get::<String, _>(3)?),
+                ask: r.try_get::<i64, _>(4)? != 0,
+                approved: r.try_get::<i64, _>(5)? != 0,
+                groups: group.into_iter().collect(),
+                version: r.try_get(6)?,
             });
         }
-        if items.is_empty() {
-            return Ok(items);
-        }
-        let rows = sqlx::query("SELECT contact, name FROM roster_groups WHERE domain = $1 AND username = $2 ORDER BY name")
-            .bind(domain)
-            .bind(username)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut groups: HashMap<String, Vec<String>> = HashMap::new();
-        for r in &rows {
-            groups.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
-        }
-        for item in &mut items {
-            if let Some(g) = groups.remove(item.contact.as_str()) {
-                item.groups = g;
-            }
-        }
-        Ok(items)
+        Ok((items, version))
     }
+}
 
-    async fn current_version(&self, user: &BareJid) -> Result<i64, StorageError> {
-        let (domain, username) = owner(user);
-        let row =
-            sqlx::query("SELECT version FROM roster_versions WHERE domain = $1 AND username = $2")
-                .bind(domain)
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(match row {
-            Some(r) => r.try_get(0)?,
-            None => 0,
-        })
-    }
+/// The third parameter of a roster query.
+enum Param<'a> {
+    Since(i64),
+    Contact(&'a str),
 }
 
 impl RosterStore for Storage {
     async fn roster(&self, user: &BareJid) -> Result<(Vec<RosterItem>, i64), StorageError> {
-        let items = self
-            .load_items(
-                user,
-                "AND subscription <> 'remove' ORDER BY contact",
-                None,
-                None,
-            )
-            .await?;
-        Ok((items, self.current_version(user).await?))
+        self.load_items(user, "AND i.subscription <> 'remove'", "i.contact", None)
+            .await
     }
 
     async fn roster_items(&self, user: &BareJid) -> Result<Vec<RosterItem>, StorageError> {
-        self.load_items(
-            user,
-            "AND subscription <> 'remove' ORDER BY contact",
-            None,
-            None,
-        )
-        .await
+        Ok(self.roster(user).await?.0)
     }
 
     async fn roster_changes(
@@ -112,10 +95,13 @@ impl RosterStore for Storage {
         user: &BareJid,
         since: i64,
     ) -> Result<(Vec<RosterItem>, i64), StorageError> {
-        let items = self
-            .load_items(user, "AND version > $3 ORDER BY version", Some(since), None)
-            .await?;
-        Ok((items, self.current_version(user).await?))
+        self.load_items(
+            user,
+            "AND i.version > $3",
+            "i.version, i.contact",
+            Some(Param::Since(since)),
+        )
+        .await
     }
 
     async fn roster_item(
@@ -123,12 +109,12 @@ impl RosterStore for Storage {
         user: &BareJid,
         contact: &BareJid,
     ) -> Result<Option<RosterItem>, StorageError> {
-        let items = self
+        let (items, _) = self
             .load_items(
                 user,
-                "AND contact = $3 AND subscription <> 'remove'",
-                None,
-                Some(contact.as_str()),
+                "AND i.contact = $3 AND i.subscription <> 'remove'",
+                "i.contact",
+                Some(Param::Contact(contact.as_str())),
             )
             .await?;
         Ok(items.into_iter().next())
