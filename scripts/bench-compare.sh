@@ -36,6 +36,7 @@
 #   STORM_DURATION  seconds of storm [45]
 #   STORM_RATE    stanzas/s across the hostile sessions [2000]
 #   STORM_SEED    [1]
+#   WEBSOCKET     1: Jaseur's idle and msg also run over WebSocket [1]
 #   MSG_RATE      open-loop msg rate, messages/s [5000]; 0 skips it; "auto":
 #                 80 % of ejabberd's closed-loop rate of this run (ejabberd
 #                 then runs first), the rate of the budget's latency target
@@ -96,12 +97,15 @@ print_table() {
         print "| Scenario (figure) | Better | Jaseur | ejabberd | Prosody | Jaseur/ejabberd | Jaseur/Prosody |"
         print "|---|---|---:|---:|---:|---:|---:|"
         row("idle: KiB per session", 1, "idle", "idle", "kib_per_session")
+        row("idle over WebSocket (Jaseur) vs TCP (others): KiB per session", 1, "idle-ws", "idle", "kib_per_session")
         row("login PLAIN: logins/s", 0, "login-plain", "login-plain", "logins_per_s|login_per_s|rate_per_s")
         row("login PLAIN: p99 ms", 1, "login-plain", "login-plain", "login_p99_ms|lat_p99_ms|p99_ms")
         row("login PLAIN: logins per server CPU-s", 0, "login-plain", "login-plain", "logins_per_server_cpu_s")
         row("login Jaseur SCRAM-SHA-256 vs PLAIN: logins/s", 0, "login-scram-sha-256", "login-plain", "logins_per_s|login_per_s|rate_per_s")
+        row("login Jaseur SCRAM-SHA-256 vs PLAIN: logins per server CPU-s", 0, "login-scram-sha-256", "login-plain", "logins_per_server_cpu_s")
         row("msg closed loop: delivered/s", 0, "msg-closed", "msg-closed", "delivered_per_s")
         row("msg closed loop: delivered per server CPU-s", 0, "msg-closed", "msg-closed", "delivered_per_server_cpu_s")
+        row("msg closed loop over WebSocket (Jaseur) vs TCP (others): delivered/s", 0, "msg-closed-ws", "msg-closed", "delivered_per_s")
         orate = rate
         if (line["ejabberd", "msg-open"] != "") orate = field(line["ejabberd", "msg-open"], "rate")
         else if (line["jaseur", "msg-open"] != "") orate = field(line["jaseur", "msg-open"], "rate")
@@ -317,6 +321,7 @@ jaseur_start() {
     done
     [ -f "$dir/data/ready" ] || return 1
     ADDR=$(awk '$1 == "c2s" { print $2; exit }' "$dir/data/ready")
+    HTTP_ADDR=$(awk '$1 == "http" { print $2; exit }' "$dir/data/ready")
 }
 jaseur_stop() { term_wait "$SERVER_PID"; }
 
@@ -464,8 +469,10 @@ run() {
     fi
     sleep 1
     log "$server: $label (server pid $SERVER_PID on CPU 0, generator on CPU 1)"
-    local out rc=0 status=ok result
-    out=$(taskset -c 1 "$BENCH" "$scenario" --server "$ADDR" --domain "$DOMAIN" \
+    local out rc=0 status=ok result addr=$ADDR
+    # WebSocket runs connect to the HTTP listener.
+    case " $* " in *" --transport websocket "*) addr=$HTTP_ADDR ;; esac
+    out=$(taskset -c 1 "$BENCH" "$scenario" --server "$addr" --domain "$DOMAIN" \
         --user-prefix user --password-prefix pass --concurrency "$CONCURRENCY" \
         --sources "$SOURCES" --server-pid "$SERVER_PID" --ca "$CERT" "$@") || rc=$?
     if [ $rc != 0 ]; then
@@ -513,7 +520,11 @@ for server in $SERVERS; do
         fi
         case $scenario in
             idle)
-                run "$server" idle idle --users "$N" --hold "$HOLD" ;;
+                run "$server" idle idle --users "$N" --hold "$HOLD"
+                # Jaseur also serves XMPP over WebSocket: the same, over it.
+                [ "$server" = jaseur ] && [ "${WEBSOCKET:-1}" = 1 ] &&
+                    run "$server" idle-ws idle --users "$N" --hold "$HOLD" --transport websocket
+                ;;
             login)
                 run "$server" login-plain login --users "$N" --mechanism plain
                 [ "$server" = jaseur ] &&
@@ -521,6 +532,9 @@ for server in $SERVERS; do
                 ;;
             msg)
                 run "$server" msg-closed msg --users "$MSG_USERS" --window "$WINDOW" --duration "$DURATION"
+                [ "$server" = jaseur ] && [ "${WEBSOCKET:-1}" = 1 ] &&
+                    run "$server" msg-closed-ws msg --users "$MSG_USERS" --window "$WINDOW" \
+                        --duration "$DURATION" --transport websocket
                 rate=$(msg_rate)
                 if [ -z "$rate" ] || [ "$rate" = 0 ]; then
                     [ "$MSG_RATE" = 0 ] || echo "no open-loop rate (ejabberd's closed loop failed?): msg-open skipped" >&2

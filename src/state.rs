@@ -44,8 +44,9 @@ pub struct ServerState {
     pub shared_rosters: crate::features::roster::shared::SharedRosters,
     /// The command queues of the MUC services.
     pub muc: crate::muc::Services,
-    /// Recently used credentials of internal accounts (`auth::cache`).
-    pub credentials: crate::auth::cache::CredentialCache,
+    /// The server's XEP-0115 `<c/>` stream feature, made once: its hash
+    /// covers the whole disco#info, too much work for every login.
+    pub caps_feature: String,
     /// Logouts waiting to be written (XEP-0012, `features::last`).
     pub last_logouts: crate::features::last::Pending,
     /// Rosters just fetched, for the initial presence that follows.
@@ -69,7 +70,9 @@ impl ServerState {
             Duration::from_millis(config.auth.throttle_max_ms),
             Duration::from_secs(config.auth.throttle_window),
         );
+        let caps_feature = crate::features::disco::caps_element(&config);
         Ok(ServerState {
+            caps_feature,
             config: Arc::new(config),
             storage,
             sessions: Sessions::default(),
@@ -87,7 +90,6 @@ impl ServerState {
             muc: Default::default(),
             roster_handoff: Default::default(),
             last_logouts: Default::default(),
-            credentials: Default::default(),
             large_reroutes: tokio::sync::Semaphore::new(LARGE_REROUTES),
             connections: AtomicUsize::new(0),
         })

@@ -116,6 +116,37 @@ async fn host_meta_names_the_endpoint() {
     );
 }
 
+/// With `http.tls`, the listener speaks HTTPS with the server's own
+/// certificate, and clients are given wss:// addresses.
+#[tokio::test]
+async fn the_listener_can_do_tls_itself() {
+    let server = server_with("tls = true\n");
+    let addr = server.http.expect("http");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let connector = tokio_rustls::TlsConnector::from(client::tls_config(&server));
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    tls.write_all(
+        b"GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(ws::WAIT, tls.read_to_end(&mut out))
+        .await
+        .expect("in time")
+        .ok();
+    let xrd = String::from_utf8_lossy(&out);
+    assert!(xrd.starts_with("HTTP/1.1 200"), "{xrd}");
+    assert!(
+        xrd.contains(&format!("href='wss://{addr}/xmpp-websocket'")),
+        "{xrd}"
+    );
+    // Plain HTTP on a TLS listener gets nothing useful.
+    let plain = get(&server, "/.well-known/host-meta").await;
+    assert!(!plain.starts_with("HTTP/1.1 200"), "{plain}");
+}
+
 #[tokio::test]
 async fn the_endpoint_refuses_what_rfc_7395_and_the_configuration_refuse() {
     let server = server_with("allowed_origins = [\"https://chat.example.org\"]\n");

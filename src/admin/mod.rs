@@ -104,17 +104,9 @@ async fn execute(state: &ServerState, line: &str) -> String {
             }
             out
         }
-        (Some("forget-credentials"), Some(jid), None) => match jid::BareJid::new(jid) {
-            Ok(bare) => {
-                state.credentials.forget(&bare);
-                "ok".into()
-            }
-            Err(e) => format!("error bad JID: {e}"),
-        },
         (Some("close-sessions"), Some(jid), None) => match jid::BareJid::new(jid) {
             Ok(bare) => {
                 state.blocklists.forget(&bare);
-                state.credentials.forget(&bare);
                 let n = state.sessions.close_account(
                     &bare,
                     &StreamError::new(StreamCondition::NotAuthorized, "this account was deleted"),

@@ -2,6 +2,7 @@
 //! that holds an account is the one that checks its password.
 
 use super::ldap::{Check, Directory};
+use crate::auth::AccountStore;
 use crate::config::{AuthBackendKind, Config};
 use crate::state::ServerState;
 use jid::BareJid;
@@ -68,7 +69,7 @@ pub async fn verify_plain(state: &ServerState, user: &BareJid, password: &str) -
     let mut unavailable = false;
     for kind in state.config.auth_backends(domain).list() {
         match kind {
-            AuthBackendKind::Internal => match crate::auth::credentials(state, user).await {
+            AuthBackendKind::Internal => match state.storage.credentials(user).await {
                 Ok(Some(c)) => {
                     let password = password.to_owned();
                     let ok = tokio::task::spawn_blocking(move || c.verify_password(&password))
@@ -114,7 +115,7 @@ pub async fn exists(state: &ServerState, user: &BareJid) -> Result<bool, String>
     let mut failure = None;
     for kind in state.config.auth_backends(domain).list() {
         match kind {
-            AuthBackendKind::Internal => match crate::auth::credentials(state, user).await {
+            AuthBackendKind::Internal => match state.storage.credentials(user).await {
                 Ok(Some(_)) => return Ok(true),
                 Ok(None) => {}
                 Err(e) => failure = Some(e.to_string()),

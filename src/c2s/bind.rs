@@ -34,7 +34,7 @@ pub fn is_session_request(iq: &Element) -> bool {
 /// A server-generated resource.
 fn generated_resource() -> String {
     let bytes: [u8; 8] = rand::random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = crate::xmpp::hex(&bytes);
     format!("jaseur-{hex}")
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// A fresh stream id.
 pub fn stream_id() -> String {
     let bytes: [u8; 12] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::xmpp::hex(&bytes)
 }
 
 /// Check a client's stream open: the domain it names (`to`, or the default
@@ -160,11 +160,7 @@ pub async fn negotiate<T: Transport>(
         )
         .await?;
         s.transport.restart();
-        let features = format!(
-            "{}{}",
-            bind::features(),
-            crate::features::disco::caps_element(&state.config)
-        );
+        let features = format!("{}{}", bind::features(), state.caps_feature);
         let header = s.open(state, |_| features).await?;
         let parts = bind::bind(state, &mut s.transport, user).await?;
         Ok((parts, header.lang))

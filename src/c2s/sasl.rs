@@ -2,6 +2,7 @@
 //! advertised per XEP-0440, against the domain's credential backend.
 
 use super::transport::{self, End, Transport};
+use crate::auth::AccountStore;
 use crate::auth::backends::{self, Verdict};
 use crate::sasl::scram::{ChannelBinding, Hash, ScramCredentials, ScramServer};
 use crate::sasl::{Mechanism, SaslError, plain};
@@ -304,7 +305,9 @@ async fn scram_attempt<T: Transport>(
     }
     let iterations = state.config.auth.scram_iterations;
     let stored = match &user {
-        Some(u) => crate::auth::credentials(state, u)
+        Some(u) => state
+            .storage
+            .credentials(u)
             .await
             .map_err(|e| temporary(&e))?,
         None => None,

@@ -14,7 +14,7 @@ use crate::stream::error::{StreamCondition, StreamError};
 use crate::stream::framer::Limits;
 use crate::xmpp::ns;
 use crate::xmpp::stanza::{self, Kind};
-use jid::{FullJid, Jid};
+use jid::Jid;
 use minidom::Element;
 use std::future::Future;
 use std::sync::Arc;
@@ -54,7 +54,10 @@ where
     // the session's whole life, about 3 KiB per idle connection.
     let session = match tokio::time::timeout(deadline, negotiation).await {
         Ok(Some(established)) => {
-            tracing::Span::current().record("jid", tracing::field::display(&established.jid));
+            tracing::Span::current().record(
+                "jid",
+                tracing::field::display(&established.binding.handle.jid),
+            );
             tracing::info!("session bound");
             Box::pin(established.run(&state))
         }
@@ -71,8 +74,8 @@ where
 /// A bound session, ready for stanzas.
 pub struct Established<T> {
     transport: T,
-    pub jid: FullJid,
-    /// The registry entry, queue and presence, released whatever ends the session.
+    /// The registry entry (with the bound JID), queue and presence,
+    /// released whatever ends the session.
     binding: Binding,
     /// The stream's xml:lang, given to stanzas that carry none (RFC 6120 §4.7.4).
     pub lang: Option<String>,
@@ -88,7 +91,6 @@ impl<T: Transport> Established<T> {
             binding: parts.binding,
             lang,
             to_attr: router::packet::to_attr(&parts.jid).into_boxed_slice(),
-            jid: parts.jid,
         }
     }
 
@@ -112,7 +114,7 @@ impl<T: Transport> Established<T> {
     /// is queued here (this is where stream management will count them and
     /// client state indication filter them), then written by `flush`.
     fn out(&mut self, packet: &Packet) {
-        let (jid, to_attr) = (&self.jid, &self.to_attr);
+        let (jid, to_attr) = (&self.binding.handle.jid, &self.to_attr);
         self.transport
             .push_with(|buf| packet.write_to(buf, jid, to_attr));
     }
@@ -140,7 +142,7 @@ impl<T: Transport> Established<T> {
     /// Unbind, say goodbye, tell the contacts, re-route what was queued.
     async fn finish(&mut self, end: End) {
         self.binding.unbind();
-        let domain = self.jid.domain().to_string();
+        let domain = self.binding.handle.jid.domain().to_string();
         match end {
             End::Error(reason) => {
                 tracing::info!(error = %reason, "closing stream");
@@ -197,8 +199,8 @@ impl<T: Transport> Established<T> {
                     let ping = format!(
                         "<iq xmlns='{}' type='get' id='jaseur-ping' from='{}' to='{}'><ping xmlns='{}'/></iq>",
                         ns::CLIENT,
-                        crate::xmpp::escape(self.jid.domain().as_str()),
-                        crate::xmpp::escape(&self.jid.to_string()),
+                        crate::xmpp::escape(self.binding.handle.jid.domain().as_str()),
+                        crate::xmpp::escape(&self.binding.handle.jid.to_string()),
                         ns::PING
                     );
                     self.out(&Packet::Own(ping.into_bytes().into_boxed_slice()));
@@ -281,7 +283,9 @@ impl<T: Transport> Established<T> {
         };
         // RFC 6120 §8.1.2.1: the server stamps 'from'; a client may only repeat its own address.
         if let Some(from) = el.attr("from") {
-            let ok = Jid::new(from).is_ok_and(|j| j == self.jid.clone() || j == self.jid.to_bare());
+            let ok = Jid::new(from).is_ok_and(|j| {
+                j == self.binding.handle.jid.clone() || j == self.binding.handle.jid.to_bare()
+            });
             if !ok {
                 return Err(End::Error(StreamError::new(
                     StreamCondition::InvalidFrom,
@@ -289,7 +293,7 @@ impl<T: Transport> Established<T> {
                 )));
             }
         }
-        stanza::set_attr(&mut el, "from", self.jid.to_string());
+        stanza::set_attr(&mut el, "from", self.binding.handle.jid.to_string());
         if let Some(lang) = &self.lang
             && el.attr_ns(ns::XML, "lang").is_none()
         {
@@ -307,7 +311,7 @@ impl<T: Transport> Established<T> {
         }
         // The pipeline's outbound steps (features/mod.rs: blocking, carbons...).
         let mut copies = Vec::new();
-        match crate::features::outbound(state, &self.jid, &el, &mut copies).await {
+        match crate::features::outbound(state, &self.binding.handle.jid, &el, &mut copies).await {
             crate::features::Flow::Continue => {}
             crate::features::Flow::Handled => return Ok(()),
             crate::features::Flow::Refused(reply) => return self.reply(&reply).await,
@@ -325,7 +329,7 @@ impl<T: Transport> Established<T> {
     /// it was written to the client.
     async fn send_offline(&mut self, state: &ServerState) -> Result<(), End> {
         use crate::features::offline::{self, OfflineStore};
-        let owner = self.jid.to_bare();
+        let owner = self.binding.handle.jid.to_bare();
         // This resource is already available: a message being stored now
         // holds the lock and is read below; one stored later sees this
         // resource and is delivered live (router::store_offline).
@@ -363,16 +367,19 @@ impl<T: Transport> Established<T> {
         if el.attr("to").is_none() {
             let hand_over = presence::broadcast(
                 state,
-                &self.jid,
+                &self.binding.handle.jid,
                 self.binding.handle.id,
                 el,
                 &mut self.binding.presence,
             )
             .await;
-            self.binding.handle.priority = state.sessions.get(&self.jid).and_then(|h| h.priority);
+            self.binding.handle.priority = state
+                .sessions
+                .get(&self.binding.handle.jid)
+                .and_then(|h| h.priority);
             if hand_over {
                 self.send_offline(state).await?;
-                crate::features::announce::on_available(state, &self.jid).await;
+                crate::features::announce::on_available(state, &self.binding.handle.jid).await;
             }
             return Ok(());
         }
@@ -380,7 +387,8 @@ impl<T: Transport> Established<T> {
             Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
                 let reply = el.clone();
                 if let Err(e) =
-                    presence::outbound_subscription(state, &self.jid.to_bare(), el).await
+                    presence::outbound_subscription(state, &self.binding.handle.jid.to_bare(), el)
+                        .await
                 {
                     self.reply(&e.reply_to(&reply)).await?;
                 }

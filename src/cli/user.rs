@@ -120,12 +120,6 @@ pub async fn passwd(config: &Config, jid: &str, pw: Option<String>) -> anyhow::R
     if !storage.set_credentials(&jid, &creds).await? {
         bail!("{jid} does not exist");
     }
-    // A running server must stop accepting the old password at once.
-    if let Err(e) = admin::request(config, &format!("forget-credentials {jid}")).await {
-        eprintln!(
-            "warning: the running server was not told ({e}); the old password works until it rereads the account (at most 5 minutes)"
-        );
-    }
     println!("password changed for {jid}");
     Ok(())
 }

@@ -315,7 +315,7 @@ pub(super) fn text(name: &str, namespace: &str, content: &str) -> Element {
 /// An opaque command session id (nothing is kept under it).
 pub(super) fn new_session_id() -> String {
     let bytes: [u8; 8] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::xmpp::hex(&bytes)
 }
 
 pub(super) fn bad_request(text: &str) -> StanzaError {

@@ -211,7 +211,7 @@ async fn changed(state: &ServerState, owner: &BareJid, command: &str, jids: &[St
         }
         let mut iq = Element::bare("iq", ns::CLIENT);
         let id: [u8; 6] = rand::random();
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::xmpp::hex(&id);
         set_attr(&mut iq, "id", format!("block-{id}"));
         set_attr(&mut iq, "type", "set");
         set_attr(&mut iq, "from", owner.as_str());

@@ -125,6 +125,11 @@ pub fn is_copy(el: &Element) -> bool {
 
 /// The copy of `message` for `to`, one of `account`'s resources (§6, §7):
 /// from the bare JID, of the message's type, the original forwarded.
+///
+/// Built as elements rather than with xmpp-parsers' `carbons::Received` and
+/// `forwarding::Forwarded`: those hold the original as a typed `Message`,
+/// which keeps only the attributes it knows, and a copy must forward the
+/// original as it was.
 pub fn copy(message: &Element, account: &BareJid, to: &FullJid, direction: Direction) -> Element {
     let mut wrapper = Element::bare("message", ns::CLIENT);
     set_attr(&mut wrapper, "from", account.to_string());

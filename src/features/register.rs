@@ -228,10 +228,10 @@ pub async fn handle(req: &IqRequest<'_>) -> IqResult {
     let creds = credentials_for(password, state.config.auth.scram_iterations)
         .await
         .map_err(|e| StanzaError::internal("in-band registration failed", Some(&user), &e))?;
-    let changed = state.storage.set_credentials(&user, &creds).await;
-    // The old password must stop working now, whatever the outcome.
-    state.credentials.forget(&user);
-    if !changed
+    if !state
+        .storage
+        .set_credentials(&user, &creds)
+        .await
         .map_err(|e| StanzaError::internal("in-band registration failed", Some(&user), &e))?
     {
         if crate::auth::backends::plain_needed(&state.config, user.domain().as_str()) {
@@ -253,9 +253,12 @@ async fn remove(req: &IqRequest<'_>, user: &BareJid) -> IqResult {
         return Err(StanzaError::new(Condition::NotAllowed));
     }
     super::presence::cancel_subscriptions(state, user).await;
-    let deleted = state.storage.delete(user).await;
-    state.credentials.forget(user);
-    if !deleted.map_err(|e| StanzaError::internal("in-band registration failed", Some(user), &e))? {
+    if !state
+        .storage
+        .delete(user)
+        .await
+        .map_err(|e| StanzaError::internal("in-band registration failed", Some(user), &e))?
+    {
         return Err(StanzaError::new(Condition::ItemNotFound));
     }
     tracing::info!(account = %user, "account removed in-band");

@@ -118,12 +118,13 @@ async fn from_directory(state: &ServerState, owner: &BareJid) -> Option<Element>
 /// local account that shares its name with a person of the directory is
 /// not that person).
 async fn held_before_directory(state: &ServerState, owner: &BareJid) -> bool {
+    use crate::auth::AccountStore;
     let backends = state.config.auth_backends(owner.domain().as_str()).list();
     let internal_first = backends
         .iter()
         .take_while(|b| **b != AuthBackendKind::Ldap)
         .any(|b| *b == AuthBackendKind::Internal);
-    internal_first && matches!(crate::auth::credentials(state, owner).await, Ok(Some(_)))
+    internal_first && matches!(state.storage.credentials(owner).await, Ok(Some(_)))
 }
 
 /// The attributes of a directory entry a vCard is built from.

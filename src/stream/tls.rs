@@ -152,6 +152,9 @@ struct CertSet {
     by_name: HashMap<String, Arc<CertifiedKey>>,
     wildcards: Vec<(String, Arc<CertifiedKey>)>,
     default: Arc<CertifiedKey>,
+    /// Each certificate's tls-server-end-point data, computed once: parsing
+    /// the certificate at every login was a dozen allocations.
+    end_points: Vec<(Arc<CertifiedKey>, Option<Vec<u8>>)>,
 }
 
 impl CertSet {
@@ -189,10 +192,22 @@ impl CertSet {
             by_name.entry(domain.clone()).or_insert(certified.0.clone());
         }
         let default = default.ok_or_else(|| TlsError::Generate("no domain configured".into()))?;
+        let mut end_points: Vec<(Arc<CertifiedKey>, Option<Vec<u8>>)> = Vec::new();
+        for key in by_name
+            .values()
+            .chain(wildcards.iter().map(|(_, k)| k))
+            .chain(std::iter::once(&default))
+        {
+            if !end_points.iter().any(|(k, _)| Arc::ptr_eq(k, key)) {
+                let hash = key.cert.first().and_then(end_point_hash);
+                end_points.push((key.clone(), hash));
+            }
+        }
         Ok(CertSet {
             by_name,
             wildcards,
             default,
+            end_points,
         })
     }
 
@@ -286,7 +301,12 @@ impl Tls {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        end_point_hash(set.0.pick(sni).cert.first()?)
+        let key = set.0.pick(sni);
+        set.0
+            .end_points
+            .iter()
+            .find(|(k, _)| Arc::ptr_eq(k, &key))
+            .and_then(|(_, hash)| hash.clone())
     }
 
     /// The acceptor for new TLS connections.

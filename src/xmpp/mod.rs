@@ -7,6 +7,19 @@ pub mod forms;
 pub mod ns;
 pub mod stanza;
 
+/// Lower-case hexadecimal of `bytes`, in one allocation (ids and resources
+/// are made at every login: a `format!` per byte was a dozen allocations
+/// each).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 /// Escape text for XML character data or a single- or double-quoted attribute.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains(['<', '>', '&', '\'', '"']) {
@@ -94,6 +107,12 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(super::hex(&[]), "");
+    }
+
     #[test]
     fn parses_datetimes() {
         for us in [0, 951_782_400_123_000, 1_795_000_000_000_000] {

@@ -111,14 +111,7 @@ fn push_iq(to: &Jid, item: &RosterItem, version: i64) -> Element {
     query.append_child(item_element(item));
     let mut iq = Element::bare("iq", ns::CLIENT);
     let id: [u8; 6] = rand::random();
-    set_attr(
-        &mut iq,
-        "id",
-        format!(
-            "push-{}",
-            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ),
-    );
+    set_attr(&mut iq, "id", format!("push-{}", crate::xmpp::hex(&id)));
     set_attr(&mut iq, "type", "set");
     set_attr(&mut iq, "to", to.to_string());
     iq.append_child(query);

@@ -107,7 +107,8 @@ pub trait RosterStore {
         &self,
         owner: &BareJid,
     ) -> impl Future<Output = Result<(Vec<RosterItem>, i64), StorageError>> + Send;
-    /// The live items, without the version (presence needs only those).
+    /// The live items, without their groups or the roster version
+    /// (presence needs only the subscriptions).
     fn roster_items(
         &self,
         owner: &BareJid,

@@ -131,7 +131,7 @@ pub async fn start(state: &Arc<ServerState>, tasks: &TaskTracker) -> anyhow::Res
             state: state.clone(),
             domain: service,
             rooms,
-            id_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
+            id_prefix: crate::xmpp::hex(&prefix),
             next_id: 0,
             relayed: HashMap::new(),
         };
@@ -238,10 +238,8 @@ impl Service {
         h.update(room.as_str().as_bytes());
         h.update([0]);
         h.update(user.as_str().as_bytes());
-        h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        let digest = h.finalize();
+        crate::xmpp::hex(digest.get(..16).unwrap_or(&digest))
     }
 
     fn affiliation_of(&self, room: &Room, user: &BareJid) -> Affiliation {
