@@ -56,22 +56,37 @@ impl Storage {
                 last.groups.extend(group);
                 continue;
             }
-            let Ok(contact) = BareJid::new(&contact) else {
-                tracing::warn!(owner = %user, contact, "skipping a roster item with an invalid JID");
-                continue;
-            };
-            items.push(RosterItem {
-                contact,
-                name: r.try_get(2)?,
-                subscription: Subscription::parse(&r.try_get::<String, _>(3)?),
-                ask: r.try_get::<i64, _>(4)? != 0,
-                approved: r.try_get::<i64, _>(5)? != 0,
-                groups: group.into_iter().collect(),
-                version: r.try_get(6)?,
-            });
+            if let Some(mut item) = item_from(r, 1, user, contact)? {
+                item.groups.extend(group);
+                items.push(item);
+            }
         }
         Ok((items, version))
     }
+}
+
+/// The item whose columns (contact, name, subscription, ask, approved,
+/// version) start at `first` in `r`; None (logged) for a contact that is
+/// not a valid JID.
+fn item_from(
+    r: &sqlx::any::AnyRow,
+    first: usize,
+    owner: &BareJid,
+    contact: String,
+) -> Result<Option<RosterItem>, StorageError> {
+    let Ok(jid) = BareJid::new(&contact) else {
+        tracing::warn!(owner = %owner, contact, "skipping a roster item with an invalid JID");
+        return Ok(None);
+    };
+    Ok(Some(RosterItem {
+        contact: jid,
+        name: r.try_get(first + 1)?,
+        subscription: Subscription::parse(&r.try_get::<String, _>(first + 2)?),
+        ask: r.try_get::<i64, _>(first + 3)? != 0,
+        approved: r.try_get::<i64, _>(first + 4)? != 0,
+        groups: Vec::new(),
+        version: r.try_get(first + 5)?,
+    }))
 }
 
 /// The third parameter of a roster query.
@@ -101,20 +116,7 @@ impl RosterStore for Storage {
         .await?;
         let mut items = Vec::with_capacity(rows.len());
         for r in &rows {
-            let contact: String = r.try_get(0)?;
-            let Ok(contact) = BareJid::new(&contact) else {
-                tracing::warn!(owner = %user, contact, "skipping a roster item with an invalid JID");
-                continue;
-            };
-            items.push(RosterItem {
-                contact,
-                name: r.try_get(1)?,
-                subscription: Subscription::parse(&r.try_get::<String, _>(2)?),
-                ask: r.try_get::<i64, _>(3)? != 0,
-                approved: r.try_get::<i64, _>(4)? != 0,
-                groups: Vec::new(),
-                version: r.try_get(5)?,
-            });
+            items.extend(item_from(r, 0, user, r.try_get(0)?)?);
         }
         Ok(items)
     }
