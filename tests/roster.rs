@@ -100,7 +100,13 @@ async fn befriend(alice: &mut Client, bob: &mut Client) {
     alice
         .send("<iq type='set' id='a1'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bobby'><group>Collègues</group></item></query></iq>")
         .await;
-    let push = until(alice, "</iq>").await;
+    // RFC 6121 §2.3.2: the result, then the push.
+    let result = stanza_with(alice, &["<iq"]).await;
+    assert!(
+        result.contains("id='a1'") && result.contains("type='result'"),
+        "{result}"
+    );
+    let push = stanza_with(alice, &["<iq"]).await;
     assert!(
         push.contains("jid='bob@localhost'") && push.contains("name='Bobby'"),
         "{push}"
@@ -109,7 +115,6 @@ async fn befriend(alice: &mut Client, bob: &mut Client) {
         push.contains("<group>Collègues</group>") && push.contains("subscription='none'"),
         "{push}"
     );
-    until(alice, "id='a1'").await;
     alice
         .send("<presence to='bob@localhost' type='subscribe'/>")
         .await;
@@ -216,7 +221,13 @@ async fn roster_versioning_returns_only_changes() {
         alice
             .send(&format!("<iq type='set' id='s{i}'><query xmlns='jabber:iq:roster'><item jid='{contact}@example.org'/></query></iq>"))
             .await;
-        until(&mut alice, &format!("id='s{i}'")).await;
+        // RFC 6121 §2.3.2: the result, then the push.
+        stanza_with(&mut alice, &[&format!("id='s{i}'"), "type='result'"]).await;
+        let push = stanza_with(&mut alice, &["<iq"]).await;
+        assert!(
+            push.contains("type='set'") && push.contains(&format!("{contact}@example.org")),
+            "{push}"
+        );
     }
     alice
         .send("<iq type='get' id='full'><query xmlns='jabber:iq:roster' ver=''/></iq>")

@@ -334,6 +334,12 @@ impl<T: Transport> Established<T> {
         // holds the lock and is read below; one stored later sees this
         // resource and is delivered live (router::store_offline).
         drop(state.offline_locks.lock(&owner).await);
+        // What the initial presence queued goes first: its echo above all
+        // (RFC 6121 §4.2.2), then contacts' presence and stored requests.
+        let control = self.binding.handle.control.clone();
+        while let Ok(first) = self.binding.queue.try_recv() {
+            Box::pin(self.write_batch(first, &control)).await?;
+        }
         loop {
             let batch = match state.storage.load_offline(&owner, offline::BATCH).await {
                 Ok(b) => b,
@@ -393,8 +399,10 @@ impl<T: Transport> Established<T> {
                     self.reply(&e.reply_to(&reply)).await?;
                 }
             }
-            // Probes are the server's business (RFC 6121 §4.3).
-            Some("probe") => {}
+            // RFC 6121 §4.3 leaves probes to servers, but clients send them
+            // (XEP-0318): answered as a server's would be, by the contact's
+            // subscription, never tracked as directed presence.
+            Some("probe") => router::route(state, el).await,
             _ => {
                 presence::track_directed(&mut self.binding.presence, &el);
                 router::route(state, el).await;

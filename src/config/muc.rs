@@ -33,6 +33,10 @@ pub struct MucConfig {
     pub queue_size: usize,
     /// Rooms one account may own (server admins: no limit).
     pub max_rooms_per_user: usize,
+    /// A new room stays locked until its owner configures it (XEP-0045
+    /// §10.1); off, it opens at once with the default configuration (an
+    /// "instant room" without the round trip, as ejabberd does).
+    pub lock_new_rooms: bool,
 }
 
 impl Default for MucConfig {
@@ -46,6 +50,7 @@ impl Default for MucConfig {
             max_occupants: 1000,
             queue_size: 8192,
             max_rooms_per_user: 100,
+            lock_new_rooms: true,
         }
     }
 }

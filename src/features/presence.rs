@@ -100,16 +100,20 @@ pub async fn broadcast(
             state
                 .sessions
                 .set_presence(jid, id, Some(priority), Some(StoredPresence::new(&el)));
+            // RFC 6121 §4.2.2: the echo comes first, so the client knows it
+            // is online before the stored stanzas and contacts' presence
+            // that the initial presence brings (the session writes its queue
+            // out before the offline messages).
+            to_available(state, &user, &addressed(&el, user.as_str())).await;
             let contacts = contacts(state, &user).await;
+            for contact in presence_watchers(state, &user, &contacts).await {
+                router::route(state, addressed(&el, contact.as_str())).await;
+            }
             if initial {
                 probe_contacts(state, jid, &contacts).await;
                 others_to_self(state, jid, id).await;
                 pending_requests(state, jid).await;
             }
-            for contact in presence_watchers(state, &user, &contacts).await {
-                router::route(state, addressed(&el, contact.as_str())).await;
-            }
-            to_available(state, &user, &addressed(&el, user.as_str())).await;
             // XEP-0160: stored messages go to the first presence that can take
             // bare-JID messages, which a negative priority cannot.
             let hand_over = priority >= 0 && !sp.offline_done;
@@ -135,6 +139,7 @@ pub async fn go_unavailable(
 ) {
     let user = jid.to_bare();
     let was_available = std::mem::replace(&mut sp.available, false);
+    let explicit = el.is_some();
     let el = el.unwrap_or_else(|| presence(Some("unavailable"), &jid.to_string(), user.as_str()));
     if was_available {
         state.sessions.set_presence(jid, id, None, None);
@@ -146,6 +151,12 @@ pub async fn go_unavailable(
             router::route(state, addressed(&el, c.contact.as_str())).await;
         }
         to_available(state, &user, &addressed(&el, user.as_str())).await;
+        // RFC 6121 §4.5.2: the resource that went unavailable gets the
+        // notification too (it stays connected; a closed connection has no
+        // one left to tell).
+        if explicit && let Some(me) = state.sessions.get(jid) {
+            router::deliver(state, &me, addressed(&el, user.as_str())).await;
+        }
     }
     for target in std::mem::take(&mut sp.directed) {
         router::route(state, addressed(&el, &target.to_string())).await;
@@ -248,9 +259,17 @@ pub async fn answer_probe(state: &ServerState, contact: &BareJid, asker: &Jid) {
         }
     };
     let shared = state.shared_rosters.share(contact, &asker.to_bare());
-    if !(shared || item.is_some_and(|i| i.subscription.from()))
-        || super::blocking::blocks(state, contact, asker).await
-    {
+    let subscribed = shared || item.as_ref().is_some_and(|i| i.subscription.from());
+    if !subscribed && item.is_none() && !exists(state, contact).await {
+        // RFC 6121 §4.3.2: the asker's server then cancels its side of a
+        // subscription to an account that is gone.
+        return router::route(
+            state,
+            presence(Some("unsubscribed"), contact.as_str(), &asker.to_string()),
+        )
+        .await;
+    }
+    if !subscribed || super::blocking::blocks(state, contact, asker).await {
         // Not subscribed, or blocked: reveal nothing.
         return;
     }
@@ -267,6 +286,21 @@ pub async fn answer_probe(state: &ServerState, contact: &BareJid, asker: &Jid) {
             presence(Some("unavailable"), contact.as_str(), &asker.to_string()),
         )
         .await;
+    }
+}
+
+/// Whether local account `user` exists; a directory that cannot answer
+/// counts as yes (nothing is cancelled on a guess).
+async fn exists(state: &ServerState, user: &BareJid) -> bool {
+    if !state.sessions.of(user).is_empty() {
+        return true;
+    }
+    match crate::auth::backends::exists(state, user).await {
+        Ok(exists) => exists,
+        Err(e) => {
+            tracing::error!(user = %user, error = %e, "cannot check whether an account exists");
+            true
+        }
     }
 }
 
@@ -415,6 +449,11 @@ pub async fn inbound(state: &ServerState, user: &BareJid, el: Element) {
     if kind == "probe" {
         return answer_probe(state, user, &from).await;
     }
+    if kind == "subscribe" && !exists(state, user).await {
+        // RFC 6121 §8.5.1: subscription stanzas to no account are ignored
+        // (nothing kept for an account that may be created later).
+        return;
+    }
     let contact = from.to_bare();
     let outcome = inbound_change(state, user, &contact, &kind, &el).await;
     if outcome.answer_subscribed {
@@ -526,11 +565,13 @@ async fn inbound_change(
 
 /// Remove a contact (roster set with subscription='remove', RFC 6121 §2.5):
 /// cancel both subscription directions, then drop the item.
+/// Returns `requester`'s own roster push (see `roster::save_for`).
 pub async fn remove_contact(
     state: &ServerState,
     owner: &BareJid,
     item: RosterItem,
-) -> Result<(), StanzaError> {
+    requester: Option<&Jid>,
+) -> Result<Option<Element>, StanzaError> {
     let contact = item.contact.clone();
     let requested = state
         .storage
@@ -560,8 +601,9 @@ pub async fn remove_contact(
         ..item
     };
     let _lock = state.roster_locks.lock(owner).await;
-    roster::save(state, owner, &tombstone).await?;
-    Ok(())
+    Ok(roster::save_for(state, owner, &tombstone, requester)
+        .await?
+        .1)
 }
 
 /// The account goes away (XEP-0077 §3.2): its contacts learn that both

@@ -321,9 +321,14 @@ impl RoomConfig {
         match (password_flag, secret) {
             (Some(false), _) => self.password = None,
             (_, Some(s)) if !s.is_empty() => self.password = Some(s),
+            // §10.1.3: protection asked for with no password to protect with.
             (Some(true), _) if self.password.is_none() => {
                 return Err("a password-protected room needs muc#roomconfig_roomsecret".into());
             }
+            // XEP-0004: an empty field is a value. Emptying the secret is how
+            // clients that send the whole form back (the box still ticked)
+            // remove a password: the protection goes with it.
+            (_, Some(_)) => self.password = None,
             _ => {}
         }
         changes.any = *self != before;
@@ -446,6 +451,40 @@ mod tests {
         assert!(
             c.apply(&submit(&[("muc#roomconfig_whois", "nobody")]), 1000, 100)
                 .is_err()
+        );
+    }
+
+    /// Emptying the secret removes the password, the box ticked or not;
+    /// asking for protection with no password at all is refused.
+    #[test]
+    fn an_empty_secret_removes_the_password() {
+        let protected = RoomConfig {
+            password: Some("sesame".into()),
+            ..RoomConfig::default()
+        };
+        for fields in [
+            &[("muc#roomconfig_roomsecret", "")][..],
+            &[
+                ("muc#roomconfig_passwordprotectedroom", "1"),
+                ("muc#roomconfig_roomsecret", ""),
+            ][..],
+        ] {
+            let mut c = protected.clone();
+            let changes = c.apply(&submit(fields), 1000, 100).expect("valid");
+            assert_eq!(c.password, None, "{fields:?}");
+            assert!(changes.any);
+        }
+        let mut open = RoomConfig::default();
+        assert!(
+            open.apply(
+                &submit(&[
+                    ("muc#roomconfig_passwordprotectedroom", "1"),
+                    ("muc#roomconfig_roomsecret", ""),
+                ]),
+                1000,
+                100
+            )
+            .is_err()
         );
     }
 }

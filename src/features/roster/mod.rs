@@ -139,21 +139,37 @@ pub async fn save(
     owner: &BareJid,
     item: &RosterItem,
 ) -> Result<i64, StanzaError> {
+    save_for(state, owner, item, None).await.map(|(v, _)| v)
+}
+
+/// Store a changed item and push it to every resource that asked for the
+/// roster, except `requester`, whose push is returned instead: it goes
+/// after the iq result, so that a client pairing requests and responses
+/// never sees the effect of its roster set before the answer (RFC 6121
+/// §2.3.2 shows the result first).
+pub async fn save_for(
+    state: &ServerState,
+    owner: &BareJid,
+    item: &RosterItem,
+    requester: Option<&Jid>,
+) -> Result<(i64, Option<Element>), StanzaError> {
     let stored = state.storage.put_roster_item(owner, item).await;
     state.roster_handoff.forget(owner);
     let version =
         stored.map_err(|e| StanzaError::internal("roster storage failed", Some(owner), &e))?;
+    let mut own = None;
     for session in state.sessions.of(owner) {
         if session.has(REQUESTED) {
-            crate::router::deliver(
-                state,
-                &session,
-                push_iq(&Jid::from(session.jid.clone()), item, version),
-            )
-            .await;
+            let to = Jid::from(session.jid.clone());
+            let push = push_iq(&to, item, version);
+            if requester == Some(&to) {
+                own = Some(push);
+            } else {
+                crate::router::deliver(state, &session, push).await;
+            }
         }
     }
-    Ok(version)
+    Ok((version, own))
 }
 
 /// The roster iq: returns the reply and, for versioned gets, the pushes that follow it.
@@ -161,8 +177,10 @@ pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
     req.owner_only()?;
     let owner = req.from.to_bare();
     if req.set {
-        set(req, &owner).await?;
-        return Ok(vec![stanza::iq_result(req.iq, None)]);
+        let own_push = set(req, &owner).await?;
+        return Ok(std::iter::once(stanza::iq_result(req.iq, None))
+            .chain(own_push)
+            .collect());
     }
     if let Ok(full) = req.from.clone().try_into_full() {
         req.state.sessions.set_flag(&full, REQUESTED, true);
@@ -207,7 +225,8 @@ pub async fn handle(req: &IqRequest<'_>) -> Result<Vec<Element>, StanzaError> {
     Ok(vec![stanza::iq_result(req.iq, Some(query))])
 }
 
-async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<(), StanzaError> {
+/// A roster set; returns the requester's own push, to follow the result.
+async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<Option<Element>, StanzaError> {
     let mut items = req.payload.children().filter(|c| c.is("item", ns::ROSTER));
     let (Some(el), None) = (items.next(), items.next()) else {
         return Err(StanzaError::new(Condition::BadRequest)
@@ -229,7 +248,7 @@ async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<(), StanzaError> {
         let Some(item) = existing else {
             return Err(StanzaError::new(Condition::ItemNotFound));
         };
-        return super::presence::remove_contact(state, owner, item).await;
+        return super::presence::remove_contact(state, owner, item, Some(&req.from)).await;
     }
     // Held to the end: subscription stanzas may change this item meanwhile.
     let _lock = state.roster_locks.lock(owner).await;
@@ -273,6 +292,5 @@ async fn set(req: &IqRequest<'_>, owner: &BareJid) -> Result<(), StanzaError> {
         };
     item.name = name;
     item.groups = groups;
-    save(state, owner, &item).await?;
-    Ok(())
+    Ok(save_for(state, owner, &item, Some(&req.from)).await?.1)
 }

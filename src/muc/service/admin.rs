@@ -12,6 +12,7 @@ impl Service {
         node: &str,
         set: bool,
         query: &Element,
+        ack: &mut Ack<'_>,
     ) -> Result<Option<Element>, StanzaError> {
         let actor = from.to_bare();
         let room = self
@@ -36,9 +37,7 @@ impl Service {
         if !set {
             let mut out = Element::bare("query", NS_ADMIN);
             if let Some(a) = item.attr("affiliation").and_then(Affiliation::parse) {
-                if actor_aff < Affiliation::Admin
-                    && !(a == Affiliation::Member && actor_role == Role::Moderator)
-                {
+                if !may_list(room, a, actor_aff, actor_role) {
                     return Err(err(Condition::Forbidden));
                 }
                 for j in room.with_affiliation(a) {
@@ -170,6 +169,7 @@ impl Service {
         if owners_after == 0 {
             return Err(err(Condition::Conflict).with_text("a room keeps at least one owner"));
         }
+        self.ack(ack).await;
         for c in changes {
             match c {
                 Change::Aff(j, a, reason) => self.set_affiliation(node, &j, a, reason).await,
@@ -281,6 +281,7 @@ impl Service {
         node: &str,
         set: bool,
         query: &Element,
+        ack: &mut Ack<'_>,
     ) -> Result<Option<Element>, StanzaError> {
         let actor = from.to_bare();
         let room = self
@@ -355,6 +356,7 @@ impl Service {
         } else if room.config.persistent {
             self.persist(node).await;
         }
+        self.ack(ack).await;
         for (list, a) in [
             (&changes.owners, Affiliation::Owner),
             (&changes.admins, Affiliation::Admin),
@@ -533,5 +535,26 @@ impl Service {
         }
         self.fan_out(node, m).await;
         Ok(None)
+    }
+}
+
+/// Who may read a room's list of an affiliation (XEP-0045 §9.5, §10.5,
+/// §10.8): members the member list (OMEMO clients encrypt to every member
+/// of a private group), and moderators too, since they see real JIDs; the
+/// owner and admin lists whoever may see real JIDs (anyone in the room, or
+/// any member, when the room shows them to all; moderators otherwise);
+/// the ban list admins only. Admins and owners read every list.
+fn may_list(room: &Room, list: Affiliation, actor: Affiliation, role: Role) -> bool {
+    if actor >= Affiliation::Admin {
+        return true;
+    }
+    let present = role != Role::None;
+    match list {
+        Affiliation::Member => actor >= Affiliation::Member || role == Role::Moderator,
+        Affiliation::Owner | Affiliation::Admin => {
+            role == Role::Moderator
+                || (room.config.whois_anyone && (present || actor >= Affiliation::Member))
+        }
+        _ => false,
     }
 }

@@ -27,22 +27,38 @@ impl Service {
         if !self.rooms.contains_key(node) {
             return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
         }
+        let mut ack = Ack {
+            request: stanza,
+            sent: false,
+        };
         let result = match (set, payload.name(), payload.ns().as_str()) {
             (false, "query", ns::DISCO_INFO) if payload.attr("node") == Some("x-roomuser-item") => {
                 self.reserved_nick(from, node).map(Some)
             }
             (false, "query", ns::DISCO_INFO) => self.room_info(node).map(Some),
-            (_, "query", ns::REGISTER) => self.register(from, node, set, payload).await,
+            (_, "query", ns::REGISTER) => self.register(from, node, set, payload, &mut ack).await,
             (false, "query", ns::DISCO_ITEMS) => Ok(Some(Element::bare("query", ns::DISCO_ITEMS))),
             (false, "ping", ns::PING) => Ok(None),
-            (_, "query", NS_ADMIN) => self.admin(from, node, set, payload).await,
-            (_, "query", NS_OWNER) => self.owner(from, node, set, payload).await,
+            (_, "query", NS_ADMIN) => self.admin(from, node, set, payload, &mut ack).await,
+            (_, "query", NS_OWNER) => self.owner(from, node, set, payload, &mut ack).await,
             (true, "moderate", NS_MODERATE) => self.moderate(from, node, payload).await,
             _ => Err(err(Condition::ServiceUnavailable)),
         };
-        match result {
-            Ok(p) => self.send(iq_result(stanza, p)).await,
-            Err(e) => self.reply_error(stanza, e).await,
+        match (result, ack.sent) {
+            (Ok(p), false) => self.send(iq_result(stanza, p)).await,
+            (Err(e), false) => self.reply_error(stanza, e).await,
+            // Answered before its effects: nothing can fail after that.
+            (_, true) => {}
+        }
+    }
+
+    /// Answer a request that succeeded before applying what follows from
+    /// it (presence and messages to occupants), so that the requester sees
+    /// the result first. Once only: the dispatcher then sends nothing.
+    pub(super) async fn ack(&self, ack: &mut Ack<'_>) {
+        if !ack.sent {
+            ack.sent = true;
+            self.send(iq_result(ack.request, None)).await;
         }
     }
 
@@ -220,6 +236,7 @@ impl Service {
         node: &str,
         set: bool,
         query: &Element,
+        ack: &mut Ack<'_>,
     ) -> Result<Option<Element>, StanzaError> {
         let user = from.to_bare();
         let room = self
@@ -259,6 +276,9 @@ impl Service {
         }
         let room_jid = room.jid.clone();
         if query.get_child("remove", ns::REGISTER).is_some() {
+            // XEP-0045 §7.10: the registration is the membership; admins
+            // and owners keep their affiliation (only an owner's or admin's
+            // change may take it) and lose their nick only.
             if let Some(r) = self.rooms.get_mut(node) {
                 r.nicks.remove(&user);
             }
@@ -266,6 +286,17 @@ impl Service {
                 && let Err(e) = self.state.storage.set_nick(&room_jid, &user, None).await
             {
                 tracing::error!(room = %room_jid, error = %e, "cannot drop a registered nick");
+            }
+            let direct = self
+                .rooms
+                .get(node)
+                .map(|r| r.affiliation(&user))
+                .unwrap_or(Affiliation::None);
+            if direct == Affiliation::Member {
+                // §9.4: in a members-only room the user then leaves (321).
+                self.ack(ack).await;
+                self.set_affiliation(node, &user, Affiliation::None, None)
+                    .await;
             }
             return Ok(None);
         }
@@ -297,10 +328,6 @@ impl Service {
         if let Some(r) = self.rooms.get_mut(node) {
             r.nicks.insert(user.clone(), nick.clone());
         }
-        if affiliation < Affiliation::Member {
-            self.set_affiliation(node, &user, Affiliation::Member, None)
-                .await;
-        }
         if self.rooms.get(node).is_some_and(|r| r.config.persistent)
             && let Err(e) = self
                 .state
@@ -309,6 +336,11 @@ impl Service {
                 .await
         {
             tracing::error!(room = %room_jid, error = %e, "cannot store a registered nick");
+        }
+        if affiliation < Affiliation::Member {
+            self.ack(ack).await;
+            self.set_affiliation(node, &user, Affiliation::Member, None)
+                .await;
         }
         Ok(None)
     }

@@ -51,6 +51,13 @@ struct Relayed {
     at: std::time::Instant,
 }
 
+/// An iq request being handled, and whether its result was sent early
+/// (`Service::ack`).
+pub(super) struct Ack<'a> {
+    request: &'a Element,
+    sent: bool,
+}
+
 /// Relayed iqs remembered at most, and for how long.
 const MAX_RELAYED: usize = 4096;
 const RELAY_TTL: std::time::Duration = std::time::Duration::from_secs(60);

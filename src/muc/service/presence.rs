@@ -46,7 +46,14 @@ impl Service {
         let Some(room) = self.rooms.get(node) else {
             return self.reply_error(stanza, err(Condition::ItemNotFound)).await;
         };
+        let rejoin = stanza.get_child("x", NS_MUC).is_some();
         match room.by_session(&session) {
+            // §7.2: a join from a session already in (a client resyncing
+            // after a network change) gets what any join gets, the subject
+            // last, which tells the client the join is complete.
+            Some(i) if rejoin && room.occupants.get(i).is_some_and(|o| o.nick == nick) => {
+                self.rejoin(stanza, node, i, &session).await
+            }
             Some(i) if room.occupants.get(i).is_some_and(|o| o.nick == nick) => {
                 self.update_presence(node, i, stanza).await
             }
@@ -90,7 +97,7 @@ impl Service {
             ..RoomConfig::default()
         };
         let mut room = Room::new(jid, config);
-        room.locked = true;
+        room.locked = self.state.config.muc.lock_new_rooms;
         room.affiliations
             .insert(creator, (Affiliation::Owner, None));
         self.rooms.insert(node.to_owned(), room);
@@ -275,27 +282,13 @@ impl Service {
                 room.occupants.len() - 1
             }
         };
-        // The others first, to the new session only (§7.2.3).
+        let mut self_codes = self.send_others(node, i, session).await;
         let Some(room) = self.rooms.get(node) else {
             return;
         };
         let Some(me) = room.occupants.get(i) else {
             return;
         };
-        let viewer_moderator = me.role == Role::Moderator;
-        let mut outs = Vec::new();
-        for (j, o) in room.occupants.iter().enumerate() {
-            if j != i {
-                outs.push(self.occupant_presence(room, o, session, viewer_moderator, &[]));
-            }
-        }
-        for p in outs {
-            self.send(p).await;
-        }
-        let mut self_codes = vec![110];
-        if room.config.whois_anyone {
-            self_codes.push(100);
-        }
         if created {
             self_codes.push(201);
         }
@@ -307,6 +300,51 @@ impl Service {
             self.broadcast_presence(node, i, &[], &self_codes).await;
         }
         self.send_history(node, session, muc_x).await;
+        self.send_subject(node, session).await;
+    }
+
+    /// The other occupants' presence, to the joining `session` of occupant
+    /// `i` only, before its own (§7.2.3); returns the status codes its own
+    /// presence carries.
+    async fn send_others(&self, node: &str, i: usize, session: &FullJid) -> Vec<u16> {
+        let mut self_codes = vec![110];
+        let Some(room) = self.rooms.get(node) else {
+            return self_codes;
+        };
+        let Some(me) = room.occupants.get(i) else {
+            return self_codes;
+        };
+        let viewer_moderator = me.role == Role::Moderator;
+        let mut outs = Vec::new();
+        for (j, o) in room.occupants.iter().enumerate() {
+            if j != i {
+                outs.push(self.occupant_presence(room, o, session, viewer_moderator, &[]));
+            }
+        }
+        for p in outs {
+            self.send(p).await;
+        }
+        if room.config.whois_anyone {
+            self_codes.push(100);
+        }
+        self_codes
+    }
+
+    /// A join presence from a session already in the room, under the same
+    /// nick: its presence is updated for everyone, and the session gets the
+    /// occupant list, its own presence, history as asked and the subject.
+    async fn rejoin(&mut self, stanza: &Element, node: &str, i: usize, session: &FullJid) {
+        if let Some(o) = self
+            .rooms
+            .get_mut(node)
+            .and_then(|r| r.occupants.get_mut(i))
+        {
+            o.presence = stored_presence(stanza);
+        }
+        let self_codes = self.send_others(node, i, session).await;
+        self.broadcast_presence(node, i, &[], &self_codes).await;
+        self.send_history(node, session, stanza.get_child("x", NS_MUC))
+            .await;
         self.send_subject(node, session).await;
     }
 
@@ -486,6 +524,17 @@ impl Service {
         let Some(i) = room.by_session(session) else {
             return;
         };
+        if room.occupants.get(i).is_some_and(|o| o.sessions.len() == 1) {
+            // The occupant goes: everyone is told, with the same real-JID
+            // rules as for the join (§7.14), so the session is taken out
+            // only once the presence is built; it gets its own with 110.
+            let status = if error {
+                None
+            } else {
+                stanza.get_child("status", ns::CLIENT).cloned()
+            };
+            return self.remove_occupant(node, i, &[], None, status).await;
+        }
         let Some(o) = room.occupants.get_mut(i) else {
             return;
         };
@@ -494,12 +543,8 @@ impl Service {
         let Some(o) = room.occupants.get(i) else {
             return;
         };
-        let status = if error {
-            None
-        } else {
-            stanza.get_child("status", ns::CLIENT).cloned()
-        };
-        // The leaving session learns it is out; the others only when the last session goes.
+        // Only the leaving session learns it is out: its other sessions
+        // stay, and the others see no change.
         let mut me = presence_el(
             &room.occupant_jid(&o.nick),
             &session.to_string(),
@@ -513,11 +558,7 @@ impl Service {
             &[110],
         ));
         me.append_child(occupant_id(&o.occupant_id));
-        let gone = o.sessions.is_empty();
         self.send(me).await;
-        if gone {
-            self.remove_occupant(node, i, &[], None, status).await;
-        }
     }
 
     /// Take occupant `i` out, telling everyone (its remaining sessions with 110).
