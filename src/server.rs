@@ -135,6 +135,9 @@ pub async fn run(
         crate::features::last::writer(state.clone()),
     );
     tasks.spawn(crate::memory::trim_task(state.shutdown.clone()));
+    crate::features::mam::load(&state).await?;
+    // Outside the trackers: sessions wait on it until the last one ends.
+    tokio::spawn(crate::features::mam::writer(state.clone()));
     let starttls = Listeners::addrs(&listeners.starttls);
     let direct = Listeners::addrs(&listeners.direct_tls);
     let http = Listeners::addrs(&listeners.http);

@@ -53,6 +53,8 @@ pub struct ServerState {
     pub roster_handoff: crate::features::roster::Handoff,
     /// Large stanzas being routed again at once (see `router::reroute_packet`).
     pub large_reroutes: tokio::sync::Semaphore,
+    /// The message archives' writer and ids (XEP-0313, `features::mam`).
+    pub archiver: crate::features::mam::Archiver,
     connections: AtomicUsize,
 }
 
@@ -71,7 +73,9 @@ impl ServerState {
             Duration::from_secs(config.auth.throttle_window),
         );
         let caps_feature = crate::features::disco::caps_element(&config);
+        let archiver = crate::features::mam::Archiver::new(config.archive.queue);
         Ok(ServerState {
+            archiver,
             caps_feature,
             config: Arc::new(config),
             storage,

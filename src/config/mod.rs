@@ -8,6 +8,7 @@
 //! this one holds the whole file: loading, the order of the checks, the
 //! rules that span sections, and the lookups that combine them.
 
+mod archive;
 mod auth;
 mod c2s;
 mod domain;
@@ -21,6 +22,7 @@ mod storage;
 mod tls;
 
 // `self::` because a section may share its name with a crate (`log`, `http`).
+pub use self::archive::{ArchiveConfig, ArchiveDefault};
 pub use self::auth::{AuthBackendKind, AuthConfig, Backends};
 pub use self::c2s::{C2sConfig, ResourceConflict};
 pub use self::domain::DomainConfig;
@@ -100,6 +102,8 @@ pub struct Config {
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub muc: MucConfig,
+    /// Message archives (XEP-0313).
+    pub archive: ArchiveConfig,
     /// Per-domain overrides, keyed by a domain listed in `server.domains`.
     pub domain: BTreeMap<String, DomainConfig>,
     /// Where the file was read from (None: embedded defaults).

@@ -341,11 +341,15 @@ pub fn caps_element(config: &Config) -> String {
 
 /// The disco#info of an account's bare JID (XEP-0030 §3.1: account/registered);
 /// `owner` adds what only the owner uses.
-pub fn account_info(owner: bool) -> DiscoInfo {
+pub fn account_info(config: &Config, owner: bool) -> DiscoInfo {
     let mut features = vec![ns::DISCO_INFO.to_owned()];
     if owner {
-        // PEP and MAM add their features here.
         features.push(ns::DISCO_ITEMS.to_owned());
+        features.extend(
+            super::enabled(config)
+                .flat_map(|f| f.account_disco.iter())
+                .map(|f| (*f).to_owned()),
+        );
     }
     DiscoInfo {
         identities: vec![Identity::new("account", "registered")],
@@ -371,7 +375,9 @@ pub async fn info(req: &IqRequest<'_>) -> IqResult {
         {
             return Err(StanzaError::new(Condition::ServiceUnavailable));
         }
-        return Ok(Some(account_info(owner).to_element(None)));
+        return Ok(Some(
+            account_info(&req.state.config, owner).to_element(None),
+        ));
     }
     let (ver, info) = server_caps(&req.state.config);
     match node {
@@ -643,13 +649,13 @@ mod tests {
 
     #[test]
     fn account_info_for_owner_and_others() {
-        let owner = account_info(true);
+        let owner = account_info(&Config::default(), true);
         assert_eq!(
             owner.identities,
             vec![Identity::new("account", "registered")]
         );
         assert!(owner.features.iter().any(|f| f == ns::DISCO_ITEMS));
-        let other = account_info(false);
+        let other = account_info(&Config::default(), false);
         assert_eq!(other.features, vec![ns::DISCO_INFO.to_owned()]);
     }
 }

@@ -12,6 +12,7 @@ pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod last;
+pub mod mam;
 pub mod muc_admin;
 pub mod offline;
 pub mod ping;
@@ -129,6 +130,8 @@ pub struct Feature {
     pub enabled: fn(&Config) -> bool,
     /// Advertised in the server's disco#info (XEP-0030).
     pub server_disco: &'static [&'static str],
+    /// Advertised in an account's disco#info, to its owner.
+    pub account_disco: &'static [&'static str],
     pub iqs: &'static [Iq],
     pub flags: &'static [SessionFlag],
 }
@@ -158,6 +161,17 @@ handler!(fn vcard_iq(req) => vcard::handle(req).await);
 handler!(fn private_iq(req) => private::handle(req).await);
 handler!(fn blocking_iq(req) => blocking::handle(req).await);
 handler!(fn carbons_iq(req) => carbons::handle(req).await);
+handler!(fn mam_form_iq(req) => mam::form(req).await);
+handler!(fn mam_metadata_iq(req) => mam::metadata(req).await);
+handler!(fn mam_prefs_iq(req) => mam::prefs(req).await);
+fn mam_query_iq<'a>(req: &'a IqRequest<'a>) -> IqFuture<'a> {
+    Box::pin(async move {
+        match mam::query(req).await {
+            Ok(stanzas) => IqOutcome::Stanzas(stanzas),
+            Err(e) => IqOutcome::Reply(Err(e)),
+        }
+    })
+}
 
 fn roster_iq<'a>(req: &'a IqRequest<'a>) -> IqFuture<'a> {
     Box::pin(async move {
@@ -195,6 +209,7 @@ pub const FEATURES: &[Feature] = &[
         enabled: always,
         // XEP-0115 §7: an entity that advertises caps (our stream feature) says so here.
         server_disco: &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::CAPS],
+        account_disco: &[],
         iqs: &[
             iq(
                 "query",
@@ -217,6 +232,7 @@ pub const FEATURES: &[Feature] = &[
         name: "time (XEP-0202)",
         enabled: always,
         server_disco: &[ns::TIME],
+        account_disco: &[],
         iqs: &[iq("time", ns::TIME, Target::Server, Methods::Get, time_iq)],
         flags: &[],
     },
@@ -224,6 +240,7 @@ pub const FEATURES: &[Feature] = &[
         name: "ping (XEP-0199)",
         enabled: always,
         server_disco: &[ns::PING],
+        account_disco: &[],
         iqs: &[iq("ping", ns::PING, Target::Any, Methods::Get, ping_iq)],
         flags: &[],
     },
@@ -231,6 +248,7 @@ pub const FEATURES: &[Feature] = &[
         name: "last activity (XEP-0012)",
         enabled: always,
         server_disco: &[ns::LAST],
+        account_disco: &[],
         iqs: &[iq("query", ns::LAST, Target::Any, Methods::Get, last_iq)],
         flags: &[],
     },
@@ -238,6 +256,7 @@ pub const FEATURES: &[Feature] = &[
         name: "registration (XEP-0077)",
         enabled: always,
         server_disco: &[ns::REGISTER],
+        account_disco: &[],
         iqs: &[
             iq(
                 "query",
@@ -260,6 +279,7 @@ pub const FEATURES: &[Feature] = &[
         name: "blocking (XEP-0191)",
         enabled: always,
         server_disco: &[ns::BLOCKING],
+        account_disco: &[],
         iqs: &[
             iq(
                 "blocklist",
@@ -289,6 +309,7 @@ pub const FEATURES: &[Feature] = &[
         name: "vcard-temp (XEP-0054)",
         enabled: always,
         server_disco: &[ns::VCARD],
+        account_disco: &[],
         iqs: &[iq(
             "vCard",
             ns::VCARD,
@@ -302,6 +323,7 @@ pub const FEATURES: &[Feature] = &[
         name: "private storage (XEP-0049)",
         enabled: always,
         server_disco: &[ns::PRIVATE],
+        account_disco: &[],
         iqs: &[iq(
             "query",
             ns::PRIVATE,
@@ -315,6 +337,7 @@ pub const FEATURES: &[Feature] = &[
         name: "ad-hoc commands (XEP-0050, XEP-0133)",
         enabled: always,
         server_disco: &[ns::COMMANDS],
+        account_disco: &[],
         iqs: &[iq(
             "command",
             ns::COMMANDS,
@@ -329,6 +352,7 @@ pub const FEATURES: &[Feature] = &[
         enabled: always,
         // Advertised with this historical name.
         server_disco: &["msgoffline"],
+        account_disco: &[],
         iqs: &[],
         flags: &[],
     },
@@ -336,6 +360,7 @@ pub const FEATURES: &[Feature] = &[
         name: "message carbons (XEP-0280)",
         enabled: always,
         server_disco: &[carbons::NS, carbons::RULES],
+        account_disco: &[],
         iqs: &[
             iq("enable", carbons::NS, Target::Any, Methods::Set, carbons_iq),
             iq(
@@ -349,9 +374,41 @@ pub const FEATURES: &[Feature] = &[
         flags: &[carbons::ENABLED],
     },
     Feature {
+        name: "message archives (XEP-0313, XEP-0359, XEP-0441)",
+        enabled: |c| c.archive.enabled,
+        server_disco: &[],
+        account_disco: &[mam::NS, mam::NS_EXTENDED, mam::NS_SID],
+        iqs: &[
+            iq("query", mam::NS, Target::Account, Methods::Get, mam_form_iq),
+            iq(
+                "query",
+                mam::NS,
+                Target::Account,
+                Methods::Set,
+                mam_query_iq,
+            ),
+            iq(
+                "metadata",
+                mam::NS,
+                Target::Account,
+                Methods::Get,
+                mam_metadata_iq,
+            ),
+            iq(
+                "prefs",
+                mam::NS,
+                Target::Account,
+                Methods::Both,
+                mam_prefs_iq,
+            ),
+        ],
+        flags: &[],
+    },
+    Feature {
         name: "roster (RFC 6121)",
         enabled: always,
         server_disco: &[],
+        account_disco: &[],
         iqs: &[iq(
             "query",
             ns::ROSTER,
@@ -365,6 +422,7 @@ pub const FEATURES: &[Feature] = &[
         name: "software version (XEP-0092)",
         enabled: |c| c.server.software_version,
         server_disco: &[ns::VERSION],
+        account_disco: &[],
         iqs: &[iq(
             "query",
             ns::VERSION,
@@ -496,18 +554,36 @@ pub async fn outbound(
     if Kind::of(el) == Some(Kind::Message) {
         // XEP-0280: the sender's other resources see what it sent.
         copies.extend(carbons::sent(state, from, el));
-        // XEP-0313 archiving of what users send comes here.
+        // XEP-0313: in the sender's archive before it goes on.
+        if let Err(e) = mam::sent(state, from, el).await {
+            return Flow::Refused(e.reply_to(el));
+        }
     }
     Flow::Continue
 }
 
 /// A stanza for a local account (its bare JID or one of its resources),
 /// before delivery.
-pub async fn inbound(state: &ServerState, to: &BareJid, el: &Element) -> Flow {
+pub async fn inbound(state: &ServerState, to: &BareJid, el: &mut Element) -> Flow {
     // XEP-0191: the recipient may block the sender.
     let verdict = blocking::inbound(state, to, el).await;
+    match blocking_flow(verdict, el) {
+        Flow::Continue => {}
+        flow => return flow,
+    }
+    // XEP-0313: in the recipient's archive, stamped with its id, before delivery.
+    if let Err(e) = mam::received(state, to, el).await {
+        return Flow::Refused(e.reply_to(el));
+    }
+    Flow::Continue
+}
+
+/// `inbound` for a stanza shared by many recipients (a room's groupchat
+/// messages and presence, `router::route_shared`), which no step changes:
+/// only blocking applies to them.
+pub async fn inbound_shared(state: &ServerState, to: &BareJid, el: &Element) -> Flow {
+    let verdict = blocking::inbound(state, to, el).await;
     blocking_flow(verdict, el)
-    // XEP-0313 archiving of what users receive comes here.
 }
 
 /// A message for local account `to` after delivery: `delivered` are the

@@ -137,9 +137,9 @@ async fn to_account(
     kind: Kind,
     bare: &BareJid,
     resource: Option<&FullJid>,
-    stanza: Element,
+    mut stanza: Element,
 ) {
-    match features::inbound(state, bare, &stanza).await {
+    match features::inbound(state, bare, &mut stanza).await {
         features::Flow::Continue => {}
         features::Flow::Handled => return,
         features::Flow::Refused(reply) => return route(state, reply).await,
@@ -562,7 +562,9 @@ pub async fn route_shared(
 ) {
     let template = shared.template();
     let plain = match shared.kind() {
-        Some(Kind::Message) => true,
+        // Groupchat only: no step changes those (a chat message would be
+        // archived and stamped per recipient).
+        Some(Kind::Message) => template.attr("type") == Some("groupchat"),
         Some(Kind::Presence) => !is_subscription(template),
         _ => false,
     };
@@ -573,13 +575,14 @@ pub async fn route_shared(
     if !plain || !bare_of_to || !state.config.serves(to.domain().as_str()) {
         return route(state, shared.element_to(to)).await;
     }
-    match features::inbound(state, bare, template).await {
+    match features::inbound_shared(state, bare, template).await {
         features::Flow::Continue => {}
         features::Flow::Handled => return,
         features::Flow::Refused(_) => {
             // The reply names the recipient: built from the addressed copy.
             let addressed = shared.element_to(to);
-            if let features::Flow::Refused(reply) = features::inbound(state, bare, &addressed).await
+            if let features::Flow::Refused(reply) =
+                features::inbound_shared(state, bare, &addressed).await
             {
                 route(state, reply).await;
             }
@@ -672,7 +675,10 @@ mod tests {
             .await
             .expect("storage");
         let tls = crate::stream::tls::Tls::new(&config).expect("tls");
-        Arc::new(ServerState::new(config, storage, tls, vec![7; 32]).expect("state"))
+        let state = Arc::new(ServerState::new(config, storage, tls, vec![7; 32]).expect("state"));
+        // Messages wait for their archive rows: the writer runs as in a server.
+        tokio::spawn(crate::features::mam::writer(state.clone()));
+        state
     }
 
     fn session(

@@ -19,7 +19,10 @@ async fn state(dir: &std::path::Path) -> Arc<ServerState> {
         .await
         .expect("storage");
     let tls = crate::stream::tls::Tls::new(&config).expect("tls");
-    Arc::new(ServerState::new(config, storage, tls, vec![7; 32]).expect("state"))
+    let state = Arc::new(ServerState::new(config, storage, tls, vec![7; 32]).expect("state"));
+    // Messages wait for their archive rows: the writer runs as in a server.
+    tokio::spawn(crate::features::mam::writer(state.clone()));
+    state
 }
 
 /// A bound session, whose queue the test reads.

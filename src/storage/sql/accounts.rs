@@ -26,6 +26,7 @@ const USER_TABLES: &[&str] = &[
     "vcards",
     "private_storage",
     "blocklist_items",
+    "archive_prefs",
 ];
 
 const INSERT: &str = "INSERT INTO accounts (domain, username, iterations, salt, sha1_stored_key, \
@@ -107,6 +108,11 @@ impl AccountStore for Storage {
             .execute(&mut *tx)
             .await?;
         }
+        // Archives are keyed by the owner's JID (rooms will have some too).
+        sqlx::query("DELETE FROM archive WHERE owner = $1")
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM accounts WHERE domain = $1 AND username = $2")
             .bind(domain)
             .bind(username)

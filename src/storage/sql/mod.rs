@@ -1,6 +1,7 @@
 //! SQL implementations of the feature stores, shared by SQLite and PostgreSQL.
 
 pub mod accounts;
+pub mod archive;
 pub mod blocking;
 pub mod last;
 pub mod motd;
