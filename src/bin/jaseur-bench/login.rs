@@ -75,6 +75,9 @@ enum Wire {
 }
 
 /// Everything a login needs that is the same for every account.
+/// One account's cached keys, locked while they are derived.
+type KeySlot = std::sync::Arc<tokio::sync::Mutex<Option<ClientKeys>>>;
+
 pub struct Client {
     server: SocketAddr,
     sources: Vec<IpAddr>,
@@ -87,7 +90,7 @@ pub struct Client {
     mechanism: Mechanism,
     /// SCRAM keys per account name, as a real client keeps them (each
     /// knows its salt and iteration count).
-    keys: std::sync::Mutex<HashMap<String, ClientKeys>>,
+    keys: std::sync::Mutex<HashMap<String, KeySlot>>,
     /// PBKDF2 derivations done (cache misses).
     derivations: AtomicUsize,
 }
@@ -344,22 +347,27 @@ impl Client {
     }
 
     /// The account's SCRAM keys, from the cache or derived (and cached).
+    /// Two logins of one account at once (a second round starting while
+    /// the first still derives) wait for one derivation, as a real
+    /// client's single key store would.
     async fn keys(
         &self,
         user: &str,
         password: &str,
         first: &ServerFirst,
     ) -> anyhow::Result<ClientKeys> {
+        let slot = self
+            .keys
+            .lock()
+            .map_err(|_| anyhow!("key cache poisoned"))?
+            .entry(user.to_owned())
+            .or_default()
+            .clone();
+        let mut cached = slot.lock().await;
+        if let Some(k) = cached.as_ref()
+            && k.fits(first)
         {
-            let cache = self
-                .keys
-                .lock()
-                .map_err(|_| anyhow!("key cache poisoned"))?;
-            if let Some(k) = cache.get(user)
-                && k.fits(first)
-            {
-                return Ok(k.clone());
-            }
+            return Ok(k.clone());
         }
         let (hash, pw, salt, iterations) = (
             first.hash,
@@ -372,10 +380,7 @@ impl Client {
             tokio::task::spawn_blocking(move || ClientKeys::derive(hash, &pw, &salt, iterations))
                 .await??;
         self.derivations.fetch_add(1, Ordering::Relaxed);
-        self.keys
-            .lock()
-            .map_err(|_| anyhow!("key cache poisoned"))?
-            .insert(user.to_owned(), keys.clone());
+        *cached = Some(keys.clone());
         Ok(keys)
     }
 
