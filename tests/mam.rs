@@ -371,6 +371,17 @@ async fn filters_by_with_time_and_ids() {
         .await
         .expect_err("unknown field");
     assert!(is_error(&e, "feature-not-implemented"), "{e}");
+    // More ids than a page holds (archive.max_page, 250 by default).
+    let many: String = (1..=251).map(|i| format!("<value>{i}</value>")).collect();
+    let e = try_query(
+        &mut alice,
+        "many",
+        &format!("<field var='ids'>{many}</field>"),
+        "",
+    )
+    .await
+    .expect_err("too many ids");
+    assert!(is_error(&e, "policy-violation"), "{e}");
 }
 
 /// The current time, XEP-0082, from the system clock.
@@ -437,6 +448,17 @@ async fn preferences_choose_what_is_archived() {
     )
     .await;
     assert!(got.contains("default='always'"), "{got}");
+    // The lists are bounded (they are read for every message).
+    let long: String = (0..300)
+        .map(|i| format!("<jid>u{i}@example.org</jid>"))
+        .collect();
+    let r = set_prefs(
+        &mut alice,
+        "long",
+        &format!("<prefs xmlns='{NS_MAM}' default='always'><always>{long}</always></prefs>"),
+    )
+    .await;
+    assert!(is_error(&r, "not-acceptable"), "{r}");
     // "roster": only contacts in the roster (Bob is, Carol is not).
     client::iq(
         &mut alice,

@@ -1,5 +1,6 @@
 //! `[archive]`: message archives (XEP-0313).
 
+use super::Invalid;
 use serde::{Deserialize, Serialize};
 
 /// What is archived when an account set no preferences (XEP-0441).
@@ -46,5 +47,33 @@ impl Default for ArchiveConfig {
             max_page: 250,
             queue: 4096,
         }
+    }
+}
+
+impl ArchiveConfig {
+    /// A page of nothing, or a queue of nothing, would stop history silently.
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        if self.max_page == 0 {
+            return Err(Invalid::new("max_page", "must be at least 1"));
+        }
+        if self.queue == 0 {
+            return Err(Invalid::new("queue", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    #[test]
+    fn empty_pages_and_queues_are_refused() {
+        for text in ["[archive]\nmax_page = 0\n", "[archive]\nqueue = 0\n"] {
+            let e = Config::parse(text, Path::new("t.toml")).expect_err(text);
+            assert!(e.to_string().contains("archive."), "{e}");
+        }
+        assert!(Config::parse("[archive]\nmax_page = 1\n", Path::new("t.toml")).is_ok());
     }
 }

@@ -169,6 +169,9 @@ impl Config {
             .validate()
             .map_err(|e| e.under("storage", path))?;
         self.log.validate().map_err(|e| e.under("log", path))?;
+        self.archive
+            .validate()
+            .map_err(|e| e.under("archive", path))?;
         Ok(())
     }
 

@@ -22,10 +22,6 @@ use minidom::Element;
 pub const NS: &str = "urn:xmpp:carbons:2";
 /// The §6.1 rules, which this module implements in full.
 pub const RULES: &str = "urn:xmpp:carbons:rules:0";
-/// XEP-0297: Stanza Forwarding.
-const FORWARD: &str = "urn:xmpp:forward:0";
-/// XEP-0334: Message Processing Hints.
-const HINTS: &str = "urn:xmpp:hints";
 const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 /// XEP-0249: Direct MUC Invitations.
 const CONFERENCE: &str = "jabber:x:conference";
@@ -81,7 +77,7 @@ pub fn eligible(message: &Element, direction: Direction) -> bool {
     // Excluded by its sender (§8), or copied already: carbons are never
     // copied again.
     if message.has_child("private", NS)
-        || message.has_child("no-copy", HINTS)
+        || message.has_child("no-copy", ns::HINTS)
         || message.has_child("sent", NS)
         || message.has_child("received", NS)
     {
@@ -137,10 +133,8 @@ pub fn copy(message: &Element, account: &BareJid, to: &FullJid, direction: Direc
     if let Some(kind) = message.attr("type") {
         set_attr(&mut wrapper, "type", kind);
     }
-    let mut forwarded = Element::bare("forwarded", FORWARD);
-    forwarded.append_child(message.clone());
     let mut carbon = Element::bare(direction.element(), NS);
-    carbon.append_child(forwarded);
+    carbon.append_child(crate::xmpp::stanza::forwarded(message.clone(), None));
     wrapper.append_child(carbon);
     wrapper
 }
@@ -270,7 +264,7 @@ mod tests {
         assert_eq!(c.attr("type"), Some("chat"));
         let inner = c
             .get_child("received", NS)
-            .and_then(|r| r.get_child("forwarded", FORWARD))
+            .and_then(|r| r.get_child("forwarded", ns::FORWARD))
             .and_then(|f| f.get_child("message", ns::CLIENT))
             .expect("forwarded original");
         assert_eq!(inner, &original);

@@ -290,18 +290,9 @@ pub async fn answer_probe(state: &ServerState, contact: &BareJid, asker: &Jid) {
 }
 
 /// Whether local account `user` exists; a directory that cannot answer
-/// counts as yes (nothing is cancelled on a guess).
+/// counts as yes (nothing is cancelled on a guess; the router logged it).
 async fn exists(state: &ServerState, user: &BareJid) -> bool {
-    if !state.sessions.of(user).is_empty() {
-        return true;
-    }
-    match crate::auth::backends::exists(state, user).await {
-        Ok(exists) => exists,
-        Err(e) => {
-            tracing::error!(user = %user, error = %e, "cannot check whether an account exists");
-            true
-        }
-    }
+    router::account_exists(state, user).await.unwrap_or(true)
 }
 
 /// Send every available resource's presence (or unavailable) of `user` to `contact`.

@@ -366,7 +366,10 @@ async fn message_to_bare(
 }
 
 /// Whether a local account exists (a bound session proves it without a query).
-async fn account_exists(state: &ServerState, user: &BareJid) -> Result<bool, StanzaError> {
+pub(crate) async fn account_exists(
+    state: &ServerState,
+    user: &BareJid,
+) -> Result<bool, StanzaError> {
     if !state.sessions.of(user).is_empty() {
         return Ok(true);
     }

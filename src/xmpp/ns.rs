@@ -30,3 +30,9 @@ pub const IDLE: &str = "urn:xmpp:idle:1";
 pub const SERVER: &str = "jabber:server";
 pub const REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
 pub const ADMIN: &str = "http://jabber.org/protocol/admin";
+/// XEP-0297: Stanza Forwarding.
+pub const FORWARD: &str = "urn:xmpp:forward:0";
+/// XEP-0334: Message Processing Hints.
+pub const HINTS: &str = "urn:xmpp:hints";
+/// XEP-0359: Unique and Stable Stanza IDs.
+pub const SID: &str = "urn:xmpp:sid:0";

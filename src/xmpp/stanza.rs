@@ -28,6 +28,18 @@ impl Kind {
     }
 }
 
+/// `<forwarded/>` (XEP-0297) around `message`, with its delay stamp if any:
+/// the original element as it was (xmpp-parsers' typed `Forwarded` keeps
+/// only the attributes it knows).
+pub fn forwarded(message: Element, delay: Option<Element>) -> Element {
+    let mut f = Element::bare("forwarded", ns::FORWARD);
+    if let Some(d) = delay {
+        f.append_child(d);
+    }
+    f.append_child(message);
+    f
+}
+
 /// A XEP-0203 delay stamp: `from` delayed it, `micros` (since the epoch) is
 /// when it was first received, `reason` the optional human-readable text.
 pub fn delay(from: &str, micros: i64, reason: Option<&str>) -> Element {

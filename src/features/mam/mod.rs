@@ -32,11 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 pub const NS: &str = "urn:xmpp:mam:2";
 pub const NS_EXTENDED: &str = "urn:xmpp:mam:2#extended";
 /// XEP-0359: Unique and Stable Stanza IDs.
-pub const NS_SID: &str = "urn:xmpp:sid:0";
-/// XEP-0334: Message Processing Hints.
-const HINTS: &str = "urn:xmpp:hints";
-/// XEP-0297: Stanza Forwarding.
-const FORWARD: &str = "urn:xmpp:forward:0";
+pub const NS_SID: &str = ns::SID;
 
 /// Archive ids: unique across the server and increasing. An id is the
 /// time of archiving in microseconds since the epoch, bumped past the last
@@ -142,8 +138,8 @@ pub async fn writer(state: std::sync::Arc<ServerState>) {
         return;
     };
     while let Some(first) = rx.recv().await {
+        let mut count = first.rows.len();
         let mut batch = vec![first];
-        let mut count = batch[0].rows.len();
         while count < MAX_BATCH_ROWS {
             match rx.try_recv() {
                 Ok(r) => {
@@ -192,36 +188,58 @@ fn archivable(el: &Element) -> bool {
     if !matches!(el.attr("type"), None | Some("chat") | Some("normal")) {
         return false;
     }
-    if el.has_child("no-store", HINTS) || el.has_child("no-permanent-store", HINTS) {
+    if el.has_child("no-store", ns::HINTS) || el.has_child("no-permanent-store", ns::HINTS) {
         return false;
     }
-    el.has_child("body", ns::CLIENT) || el.has_child("store", HINTS)
+    el.has_child("body", ns::CLIENT) || el.has_child("store", ns::HINTS)
 }
 
-/// Whether `user`'s preferences let a message with `other` be archived
-/// (XEP-0441: the JID lists first, a full JID or its bare JID matching,
-/// then the default).
-async fn wanted(state: &ServerState, user: &BareJid, other: &Jid) -> bool {
-    let prefs = state.archiver.prefs_of(user);
-    let default_mode = match &prefs {
-        Some(p) => {
-            let listed = |list: &[String]| {
-                list.iter()
-                    .any(|j| j == other.as_str() || j == other.to_bare().as_str())
-            };
-            if listed(&p.never) {
-                return false;
+/// What `user`'s preferences say about a message with `other`, looked up
+/// under the read lock (nothing copied: this runs for every message).
+enum Choice {
+    Archive,
+    Skip,
+    /// Only if `other` is in the user's roster.
+    IfInRoster,
+}
+
+impl Archiver {
+    /// XEP-0441: the JID lists first (a full JID or its bare JID matching),
+    /// then the user's default, else `default`.
+    fn choice(&self, user: &BareJid, other: &Jid, default: &str) -> Choice {
+        let map = self.prefs.read().unwrap_or_else(|p| p.into_inner());
+        let mode = match map.get(user) {
+            Some(p) => {
+                let bare = other.to_bare();
+                let listed = |list: &[String]| {
+                    list.iter()
+                        .any(|j| j == other.as_str() || j == bare.as_str())
+                };
+                if listed(&p.never) {
+                    return Choice::Skip;
+                }
+                if listed(&p.always) {
+                    return Choice::Archive;
+                }
+                p.default_mode.as_str()
             }
-            if listed(&p.always) {
-                return true;
-            }
-            p.default_mode.as_str()
+            None => default,
+        };
+        match mode {
+            "never" => Choice::Skip,
+            "roster" => Choice::IfInRoster,
+            _ => Choice::Archive,
         }
-        None => state.config.archive.default.as_str(),
-    };
-    match default_mode {
-        "never" => false,
-        "roster" => {
+    }
+}
+
+/// Whether `user`'s preferences let a message with `other` be archived.
+async fn wanted(state: &ServerState, user: &BareJid, other: &Jid) -> bool {
+    let default = state.config.archive.default.as_str();
+    match state.archiver.choice(user, other, default) {
+        Choice::Archive => true,
+        Choice::Skip => false,
+        Choice::IfInRoster => {
             use super::roster::store::RosterStore;
             match state.storage.roster_item(user, &other.to_bare()).await {
                 Ok(item) => item.is_some(),
@@ -232,7 +250,6 @@ async fn wanted(state: &ServerState, user: &BareJid, other: &Jid) -> bool {
                 }
             }
         }
-        _ => true,
     }
 }
 
@@ -352,14 +369,10 @@ async fn commit(
     Err(e)
 }
 
-/// `<forwarded/>` around a stored message, stamped with its archive time.
-fn forwarded(id: i64, stored: Element) -> Element {
-    let mut f = Element::bare("forwarded", FORWARD);
-    let mut delay = Element::bare("delay", ns::DELAY);
-    set_attr(&mut delay, "stamp", crate::xmpp::datetime(id));
-    f.append_child(delay);
-    f.append_child(stored);
-    f
+/// `<forwarded/>` around a message stored in `owner`'s archive, stamped
+/// with its archive time.
+fn forwarded(owner: &BareJid, id: i64, stored: Element) -> Element {
+    stanza::forwarded(stored, Some(stanza::delay(owner.as_str(), id, None)))
 }
 
 #[cfg(test)]

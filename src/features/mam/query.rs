@@ -27,6 +27,9 @@ const FIELDS: [&str; 7] = [
     "ids",
 ];
 
+/// Addresses in one account's always and never lists together, at most.
+const MAX_PREFS_JIDS: usize = 256;
+
 fn bad(text: &str) -> StanzaError {
     StanzaError::new(Condition::BadRequest).with_text(text)
 }
@@ -66,6 +69,7 @@ async fn filter_of(
     form: Option<&DataForm>,
 ) -> Result<Filter, StanzaError> {
     let mut filter = Filter::default();
+    let max_ids = req.state.config.archive.max_page;
     let Some(form) = form else {
         return Ok(filter);
     };
@@ -98,6 +102,11 @@ async fn filter_of(
             "after-id" => filter.after = Some(known(req, owner, value).await?),
             "before-id" => filter.before = Some(known(req, owner, value).await?),
             "ids" => {
+                // One page's worth at most: each id is a bound parameter.
+                if f.values.len() > max_ids {
+                    return Err(StanzaError::new(Condition::PolicyViolation)
+                        .with_text(format!("at most {max_ids} ids in one query")));
+                }
                 let ids: Result<Vec<i64>, _> = f.values.iter().map(|v| parse_id(v)).collect();
                 filter.ids = Some(ids?);
             }
@@ -218,7 +227,7 @@ fn result_message(
     if let Some(q) = queryid {
         set_attr(&mut result, "queryid", q.to_owned());
     }
-    result.append_child(forwarded(r.id, stored));
+    result.append_child(forwarded(owner, r.id, stored));
     let mut m = Element::bare("message", crate::xmpp::ns::CLIENT);
     set_attr(&mut m, "from", owner.as_str());
     set_attr(&mut m, "to", req.from.to_string());
@@ -294,6 +303,11 @@ pub async fn prefs(req: &IqRequest<'_>) -> IqResult {
     let state = req.state;
     if req.set {
         let p = Prefs::try_from(req.payload.clone()).map_err(|e| bad(&format!("prefs: {e}")))?;
+        // Kept in memory and scanned for every message: bounded.
+        if p.always.len() + p.never.len() > MAX_PREFS_JIDS {
+            return Err(StanzaError::new(Condition::NotAcceptable)
+                .with_text(format!("at most {MAX_PREFS_JIDS} addresses in the lists")));
+        }
         let stored = StoredPrefs {
             default_mode: match p.default_ {
                 DefaultPrefs::Always => "always",
